@@ -3,6 +3,8 @@
  * that specs name and that cross the RPC boundary as google.rpc.Status codes. */
 #pragma once
 
+#include <errno.h>
+
 /* Numbered as google.rpc.Code (the gRPC codes), so a code is its wire value. */
 enum ferry_code {
         FERRY_CODE_OK = 0,
@@ -24,6 +26,25 @@ enum ferry_code {
         FERRY_CODE_UNAUTHENTICATED = 16,
         FERRY_CODE__COUNT
 };
+
+/* The canonical errno of each code. Generated tables (the spec compiler's rejections) name
+ * these, so this header is the only place the pairing is written. */
+#define FERRY_ERRNO_CANCELLED           ECANCELED
+#define FERRY_ERRNO_UNKNOWN             EIO
+#define FERRY_ERRNO_INVALID_ARGUMENT    EINVAL
+#define FERRY_ERRNO_DEADLINE_EXCEEDED   ETIMEDOUT
+#define FERRY_ERRNO_NOT_FOUND           ENOENT
+#define FERRY_ERRNO_ALREADY_EXISTS      EEXIST
+#define FERRY_ERRNO_PERMISSION_DENIED   EACCES
+#define FERRY_ERRNO_RESOURCE_EXHAUSTED  ENOSPC
+#define FERRY_ERRNO_FAILED_PRECONDITION EBUSY
+#define FERRY_ERRNO_ABORTED             ESTALE
+#define FERRY_ERRNO_OUT_OF_RANGE        ERANGE
+#define FERRY_ERRNO_UNIMPLEMENTED       EOPNOTSUPP
+#define FERRY_ERRNO_INTERNAL            ENOTRECOVERABLE
+#define FERRY_ERRNO_UNAVAILABLE         ENOTCONN
+#define FERRY_ERRNO_DATA_LOSS           EBADMSG
+#define FERRY_ERRNO_UNAUTHENTICATED     EKEYREJECTED
 
 /* The code an internal error maps to; err may be negative or positive errno; 0 is OK.
  * Errnos outside the table map to UNKNOWN. */
