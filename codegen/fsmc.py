@@ -6,6 +6,7 @@
     fsmc.py ir SPEC                     the JSON IR on stdout
     fsmc.py c --out-dir DIR SPEC...     C tables and prototypes (build directory)
     fsmc.py docs --out-dir DIR SPEC...  DOT, SVG, Mermaid, Markdown matrix and IR per machine
+    fsmc.py summary --out-dir DIR SPEC...  a line per machine and where its diagrams are
     fsmc.py docs --check --out-dir DIR SPEC...
                                         exit 1 naming every file in DIR that a fresh
                                         generation would change
@@ -889,6 +890,27 @@ def cmd_docs(args):
     return 0
 
 
+def cmd_summary(args):
+    machines, ok = load_all(args.spec)
+    if not ok:
+        return 1
+    root = os.path.normpath(os.path.join(HERE, ".."))
+    out = os.path.relpath(os.path.abspath(args.out_dir), root)
+    print("%-14s %6s %6s %11s %8s %8s  %s" % ("machine", "states", "events", "transitions",
+                                              "rejects", "ignores", "spec"))
+    for m in machines:
+        arms = [a for v in m.cells.values() for a in v]
+        print("%-14s %6d %6d %11d %8d %8d  %s" % (
+            m.name, len(m.states), len(m.events), sum(a.kind == "transition" for a in arms),
+            sum(a.kind == "reject" for a in arms), sum(a.kind == "ignore" for a in arms),
+            spec_rel(m.path)))
+    print("\nall %d specs compile with every (state, event) cell decided." % len(machines))
+    print("diagrams and matrices, per machine, in %s/:" % out)
+    for m in machines:
+        print("  %s/%s.svg  %s/%s.mmd  %s/%s.md  %s/%s.ir.json" % (out, m.name, out, m.name, out, m.name, out, m.name))
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="fsmc", description="ferry's state-machine spec compiler")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -907,6 +929,10 @@ def main(argv=None):
     p.add_argument("--check", action="store_true", help="compare instead of writing")
     p.add_argument("spec", nargs="+")
     p.set_defaults(fn=cmd_docs)
+    p = sub.add_parser("summary", help="one line per machine and where its diagrams are")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("spec", nargs="+")
+    p.set_defaults(fn=cmd_summary)
     args = ap.parse_args(argv)
     return args.fn(args)
 
