@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared by the hcs and guest tests: a loop that can be run until a callback fires, result
+ * recorders, compute documents, and a notification recorder. */
+#pragma once
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <cmocka.h>
+#include <uv.h>
+
+#include "hcs/fault.h"
+#include "hcs/hash.h"
+#include "hcs/hcs.h"
+#include "hcs/sim/sim.h"
+#include "util/util.h"
+
+static uv_loop_t *loop;
+static struct hcs_backend *backend;
+
+struct result {
+        bool done;
+        int r;
+        uint64_t value;
+        struct json_object *json;
+        uint8_t blob[512];
+        size_t blob_size;
+};
+
+static void on_done(int r, void *ud)
+{
+        struct result *x = ud;
+        x->done = true;
+        x->r = r;
+}
+
+static void on_json(int r, struct json_object *doc, void *ud)
+{
+        struct result *x = ud;
+        x->done = true;
+        x->r = r;
+        x->json = doc ? json_object_get(doc) : NULL;
+}
+
+static void on_blob(int r, const void *blob, size_t size, void *ud)
+{
+        struct result *x = ud;
+        x->done = true;
+        x->r = r;
+        if (r == 0 && size <= sizeof(x->blob)) {
+                memcpy(x->blob, blob, size);
+                x->blob_size = size;
+        }
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+}
+
+/* Runs the loop until *flag, failing the test after timeout_ms. */
+static void run_until_at(const bool *flag, uint64_t timeout_ms, const char *file, int line)
+{
+        uv_timer_t t;
+        uv_timer_init(loop, &t);
+        uv_timer_start(&t, tick_cb, 10, 10);
+        uint64_t deadline = ferry_now_us() + timeout_ms * 1000;
+        while (!*flag && ferry_now_us() < deadline)
+                uv_run(loop, UV_RUN_ONCE);
+        uv_close((uv_handle_t *)&t, NULL);
+        uv_run(loop, UV_RUN_NOWAIT);
+        _assert_true(*flag, "callback within the timeout", file, line);
+}
+#define run_until(flag, ms) run_until_at(flag, ms, __FILE__, __LINE__)
+
+static _unused_ void run_for_ms(uint64_t ms)
+{
+        bool never = false;
+        uv_timer_t t;
+        uv_timer_init(loop, &t);
+        uv_timer_start(&t, tick_cb, 5, 5);
+        uint64_t deadline = ferry_now_us() + ms * 1000;
+        while (!never && ferry_now_us() < deadline)
+                uv_run(loop, UV_RUN_ONCE);
+        uv_close((uv_handle_t *)&t, NULL);
+        uv_run(loop, UV_RUN_NOWAIT);
+}
+
+/* Issues an hcs call taking (…, hcs_done_fn, void *) and waits for its result. */
+#define SYNC(fn, ...)                                                                              \
+        ({                                                                                         \
+                struct result _x = {0};                                                            \
+                assert_int_equal(fn(__VA_ARGS__, on_done, &_x), 0);                                \
+                run_until(&_x.done, 30000);                                                        \
+                _x.r;                                                                              \
+        })
+
+/* Notification recorder. */
+struct notes {
+        unsigned count[HCS_EVENT_MIGRATION_FAILED + 1];
+        uint32_t max_pass;
+        uint64_t bytes;
+        uint64_t blackout_us;
+        enum hcs_result fail_result;
+        enum hcs_origin fail_origin;
+        int fail_error;
+        char fail_reason[128];
+};
+
+static void on_note(struct hcs_system *sys, const struct hcs_notification *n, void *ud)
+{
+        struct notes *x = ud;
+        if ((unsigned)n->event <= HCS_EVENT_MIGRATION_FAILED)
+                x->count[n->event]++;
+        if (n->event == HCS_EVENT_TRANSFER_IN_PROGRESS) {
+                if (n->pass > x->max_pass)
+                        x->max_pass = n->pass;
+                x->bytes = n->bytes;
+        } else if (n->event == HCS_EVENT_BLACKOUT_EXITED) {
+                x->blackout_us = n->blackout_us;
+        } else if (n->event == HCS_EVENT_MIGRATION_FAILED) {
+                x->fail_result = n->result;
+                x->fail_origin = n->origin;
+                x->fail_error = n->error;
+                ferry_strscpy(x->fail_reason, n->reason, sizeof(x->fail_reason));
+        }
+}
+
+/* A compute document: mb of memory, rate dirty pages/s, SCSI controller 0 with the rootfs at
+ * LUN 0, one Plan9 share, one NIC; migration_data (base64, may be "") makes it a destination. */
+static void make_doc(char *buf, size_t size, unsigned mb, unsigned cpus, uint64_t rate,
+                     const char *migration_data)
+{
+        char mig[512] = "";
+        if (migration_data)
+                ferry_bprintf(mig, sizeof(mig),
+                              ",\"MigrationOptions\":{\"Origin\":\"Destination\""
+                              "%s%s%s}",
+                              *migration_data ? ",\"CompatibilityData\":{\"Data\":\"" : "",
+                              migration_data, *migration_data ? "\"}" : "");
+        ssize_t r = ferry_bprintf(
+            buf, size,
+            "{\"VirtualMachine\":{\"ComputeTopology\":{\"Memory\":{\"SizeInMB\":%u},"
+            "\"Processor\":{\"Count\":%u}},"
+            "\"Devices\":{\"Scsi\":{\"0\":{\"Attachments\":{\"0\":{\"Path\":\"/img/rootfs.vhdx\","
+            "\"Type\":\"VirtualDisk\",\"ReadOnly\":true}}},\"1\":{}},"
+            "\"Plan9\":{\"Shares\":[{\"Name\":\"share0\",\"Path\":\"/srv/share0\"}]},"
+            "\"NetworkAdapters\":{\"nic0\":{}}},"
+            "\"Sim\":{\"DirtyPagesPerSecond\":%llu}%s}}",
+            mb, cpus, (unsigned long long)rate, mig);
+        assert_true(r > 0);
+}
+
+static struct hcs_system *new_system(const char *id, unsigned mb, uint64_t rate,
+                                     const char *migration_data, struct notes *notes)
+{
+        char doc[2048];
+        struct hcs_system *sys = NULL;
+        make_doc(doc, sizeof(doc), mb, 2, rate, migration_data);
+        assert_int_equal(hcs_system_new(backend, id, doc, on_note, notes, &sys), 0);
+        return sys;
+}
+
+static struct hcs_system *running_system(const char *id, unsigned mb, uint64_t rate,
+                                         struct notes *notes)
+{
+        struct hcs_system *sys = new_system(id, mb, rate, NULL, notes);
+        assert_int_equal(SYNC(hcs_create, sys), 0);
+        assert_int_equal(SYNC(hcs_start, sys), 0);
+        return sys;
+}
+
+static struct json_object *properties(struct hcs_system *sys)
+{
+        struct result x = {0};
+        assert_int_equal(hcs_properties(sys, on_json, &x), 0);
+        run_until(&x.done, 10000);
+        assert_int_equal(x.r, 0);
+        return x.json;
+}
+
+static const char *prop_str(struct json_object *p, const char *key)
+{
+        struct json_object *v = NULL;
+        assert_true(json_object_object_get_ex(p, key, &v));
+        return json_object_get_string(v);
+}
+
+static int64_t stat_i64(struct json_object *p, const char *key)
+{
+        struct json_object *st = NULL, *v = NULL;
+        assert_true(json_object_object_get_ex(p, "Statistics", &st));
+        assert_true(json_object_object_get_ex(st, key, &v));
+        return json_object_get_int64(v);
+}
+
+/* The source (or any VM) is running normally: state Running, not migrating, and — when it has
+ * a workload — still dirtying pages. */
+static _unused_ void assert_runs(struct hcs_system *sys, bool has_workload)
+{
+        struct json_object *p = properties(sys);
+        assert_string_equal(prop_str(p, "State"), "Running");
+        assert_string_equal(prop_str(p, "Migration"), "None");
+        int64_t before = stat_i64(p, "PagesDirtied");
+        json_object_put(p);
+        if (!has_workload)
+                return;
+        run_for_ms(30);
+        p = properties(sys);
+        assert_true(stat_i64(p, "PagesDirtied") > before);
+        json_object_put(p);
+}
+
+static void close_system(struct hcs_system *sys)
+{
+        struct result x = {0};
+        assert_int_equal(hcs_system_close(sys, on_done, &x), 0);
+        run_until(&x.done, 10000);
+}
+
+static int setup_loop(void **state)
+{
+        hcs_fault_reset();
+        loop = calloc(1, sizeof(*loop));
+        assert_non_null(loop);
+        assert_int_equal(uv_loop_init(loop), 0);
+        assert_int_equal(hcs_backend_open(loop, "sim", "{}", &backend), 0);
+        return 0;
+}
+
+static int teardown_loop(void **state)
+{
+        hcs_fault_reset();
+        backend = hcs_backend_free(backend);
+        if (backend)
+                return -1; /* a failed test left systems behind; cmocka reports the failure */
+        uv_run(loop, UV_RUN_DEFAULT);
+        assert_int_equal(uv_loop_close(loop), 0);
+        free(loop);
+        loop = NULL;
+        return 0;
+}
+
+static _unused_ void socket_pair(int fds[2])
+{
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+}
+
+/* A connected loopback TCP pair (127.0.0.1 only). */
+static _unused_ void tcp_pair(int fds[2])
+{
+        int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(l >= 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(a);
+        assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+        assert_int_equal(listen(l, 1), 0);
+        assert_int_equal(getsockname(l, (struct sockaddr *)&a, &len), 0);
+        fds[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fds[0] >= 0);
+        assert_int_equal(connect(fds[0], (struct sockaddr *)&a, sizeof(a)), 0);
+        fds[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+        assert_true(fds[1] >= 0);
+        close(l);
+        int one = 1;
+        setsockopt(fds[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        setsockopt(fds[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+static _unused_ struct sim_vm *vm_of(struct hcs_system *sys)
+{
+        return hcs_system_backend_vm(sys);
+}
+
+static _unused_ uint64_t image_hash(struct hcs_system *sys)
+{
+        struct sim_vm *vm = vm_of(sys);
+        return hcs_hash64(vm->mem, vm->mem_size, 1);
+}
+
+/* The compatibility data as a destination document carries it (base64). */
+static void compat_b64(struct hcs_system *src, char *out, size_t size)
+{
+        struct json_object *p = properties(src), *ci = NULL, *d = NULL;
+        assert_true(json_object_object_get_ex(p, "CompatibilityInfo", &ci));
+        assert_true(json_object_object_get_ex(ci, "Data", &d));
+        assert_true(ferry_strscpy(out, json_object_get_string(d), size) > 0);
+        json_object_put(p);
+}
