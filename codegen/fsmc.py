@@ -7,6 +7,9 @@
     fsmc.py c --out-dir DIR SPEC...     C tables and prototypes (build directory)
     fsmc.py docs --out-dir DIR SPEC...  DOT, SVG, Mermaid, Markdown matrix and IR per machine
     fsmc.py summary --out-dir DIR SPEC...  a line per machine and where its diagrams are
+    fsmc.py tests --out-dir DIR SPEC...    model-based test cases <machine>_mbt.c (fsm_testgen.py)
+    fsmc.py coverage --out-dir DIR --counts DIR SPEC...
+                                        spec coverage from FERRY_FSM_COVERAGE counts (fsm_cover.py)
     fsmc.py docs --check --out-dir DIR SPEC...
                                         exit 1 naming every file in DIR that a fresh
                                         generation would change
@@ -25,6 +28,10 @@ from collections import deque
 
 import jinja2
 import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fsm_cover  # noqa: E402
+import fsm_testgen  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCHEMA_PATH = os.path.join(HERE, "..", "spec", "schema.yaml")
@@ -630,6 +637,7 @@ def _env():
     env.filters["cstr"] = lambda s: json.dumps(s if s is not None else "")
     env.filters["upper"] = lambda s: s.upper()
     env.filters["mdcell"] = lambda s: (s or "").replace("|", "\\|").replace("\n", " ")
+    env.filters["dotwrap"] = lambda names: "\\n".join(wrap_names(names, 40))
     return env
 
 
@@ -734,6 +742,38 @@ def edges(m):
     return [(f, t, style, lab, evs) for (f, t, style, lab), evs in out.items()]
 
 
+def wrap_names(names, width=56):
+    """Comma-separated names broken into lines of at most about width characters."""
+    lines, cur = [], ""
+    for n in names:
+        if cur and len(cur) + len(n) + 2 > width:
+            lines.append(cur + ",")
+            cur = n
+        else:
+            cur = (cur + ", " + n) if cur else n
+    if cur:
+        lines.append(cur)
+    return lines
+
+
+def reject_lines(m, s):
+    """The calls state s rejects by name (not by the machine default), grouped by error class and
+    wrapped, so a diagram node stays narrow: "every call" stands for all call events."""
+    by_class = {}
+    for e in m.events:
+        for a in m.cells[(s, e)]:
+            if a.kind == "reject" and a.origin != "default" and not a.guard:
+                by_class.setdefault(a.error, []).append(e)
+    calls = [e for e in m.events if m.event_info[e].get("kind", "call") == "call"]
+    lines = []
+    for err, evs in by_class.items():
+        if len(calls) > 3 and set(calls) <= set(evs):
+            evs = ["every call"] + [e for e in evs if e not in calls]
+        lines.append("✗ %s:" % err)
+        lines.extend("    " + b for b in wrap_names(evs, 44))
+    return lines
+
+
 def gen_docs(m, coverage=None):
     env = _env()
     model = c_model(m, spec_rel(m.path))
@@ -770,19 +810,14 @@ def gen_docs(m, coverage=None):
                 if a.kind == "reject" and a.origin != "default":
                     rejects.append((s, e, a))
     model["rejects"] = rejects
-    named = {
-        s: [e for e in m.events if any(a.kind == "reject" and a.origin != "default" and not a.guard
-                                       for a in m.cells[(s, e)])]
-        for s in m.states
-    }
-    model["named_rejects"] = {s: (["every event"] if len(v) == len(m.events) else v) for s, v in named.items()}
+    model["named_rejects"] = {s: reject_lines(m, s) for s in m.states}
     model["flag_text"] = {
         s: ", ".join(f for f in (["initial"] if s == m.initial else [])
                      + [f for f in ("terminal", "rest", "frozen") if m.flag(s, f)]
                      + (["in-flight"] if s in m.inflight else []))
         for s in m.states
     }
-    dot = env.get_template("machine.dot.j2").render(**model)
+    dot = env.get_template("machine.dot.j2" if coverage is None else "machine_cover.dot.j2").render(**model)
     mmd = env.get_template("machine.mmd.j2").render(**model)
     md = env.get_template("matrix.md.j2").render(**model)
     return dot, mmd, md
@@ -933,6 +968,19 @@ def main(argv=None):
     p.add_argument("--out-dir", required=True)
     p.add_argument("spec", nargs="+")
     p.set_defaults(fn=cmd_summary)
+    p = sub.add_parser("tests", help="generate model-based test cases")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("spec", nargs="+")
+    p.set_defaults(fn=lambda a: fsm_testgen.cmd_tests(sys.modules[__name__], a))
+    p = sub.add_parser("coverage", help="spec coverage report from recorded counts")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--counts", required=True, help="directory of FERRY_FSM_COVERAGE count files")
+    p.add_argument("--run", action="append", default=[],
+                   help="run this program first with FERRY_FSM_COVERAGE=COUNTS (repeatable)")
+    p.add_argument("--fresh", action="store_true", help="delete the count files in COUNTS first")
+    p.add_argument("--strict", action="store_true", help="exit 1 unless everything is covered")
+    p.add_argument("spec", nargs="+")
+    p.set_defaults(fn=lambda a: fsm_cover.cmd_coverage(sys.modules[__name__], a))
     args = ap.parse_args(argv)
     return args.fn(args)
 

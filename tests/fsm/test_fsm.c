@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "fsm/cover.h"
 #include "fsm/fsm.h"
 #include "sample_fsm.h"
 #include "util/status.h"
@@ -120,6 +121,10 @@ static unsigned n_recs;
 
 static void record(const struct fsm_trace *rec, void *userdata)
 {
+        struct fsm_cover *cover = fsm_cover_from_env(); /* FERRY_FSM_COVERAGE: spec coverage */
+
+        if (cover)
+                (void)fsm_cover_record(cover, rec);
         (*(unsigned *)userdata)++;
         if (n_recs < MAX_REC)
                 recs[n_recs++] = *rec;
