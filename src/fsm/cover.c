@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -197,16 +198,38 @@ int fsm_cover_dump_dir(const struct fsm_cover *cover, const char *dir)
         return r;
 }
 
+/* Loop threads of one process (a test may run two) share the process-wide recorder. */
+static pthread_mutex_t env_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static struct fsm_cover *env_cover;
 static char env_dir[4096];
 
 static void dump_at_exit(void)
 {
         /* nobody is left to tell: a failed dump shows as missing counts in the report */
+        pthread_mutex_lock(&env_lock);
         (void)fsm_cover_dump_dir(env_cover, env_dir);
+        pthread_mutex_unlock(&env_lock);
 }
 
+void fsm_cover_env_hook(const struct fsm_trace *rec, void *userdata)
+{
+        pthread_mutex_lock(&env_lock);
+        (void)fsm_cover_record(userdata, rec);
+        pthread_mutex_unlock(&env_lock);
+}
+
+static struct fsm_cover *cover_from_env_locked(void);
+
 struct fsm_cover *fsm_cover_from_env(void)
+{
+        pthread_mutex_lock(&env_lock);
+        struct fsm_cover *c = cover_from_env_locked();
+        pthread_mutex_unlock(&env_lock);
+        return c;
+}
+
+static struct fsm_cover *cover_from_env_locked(void)
 {
         const char *dir = getenv("FERRY_FSM_COVERAGE");
 

@@ -55,7 +55,11 @@ int fsm_cover_dump_dir(const struct fsm_cover *cover, const char *dir);
  * When FERRY_FSM_COVERAGE is set (and not empty): the process-wide recorder, made on the first
  * call (with the directory created and an atexit dump into it registered). Returns it
  * (borrowed; it lives until exit), or NULL when the variable is unset or the recorder cannot
- * be made. It is not installed: a test installs it with fsm_set_trace(fsm_cover_hook, c), or
- * forwards records from its own hook with fsm_cover_record(c, rec).
+ * be made. fsm_init installs it (with fsm_cover_env_hook) on every thread that has no trace
+ * hook of its own, so a whole test suite, shims included, counts; a test with its own hook
+ * forwards records with fsm_cover_record(c, rec).
  */
 struct fsm_cover *fsm_cover_from_env(void);
+
+/* The hook for the process-wide recorder: fsm_cover_record under the recorder's lock. */
+void fsm_cover_env_hook(const struct fsm_trace *rec, void *userdata);

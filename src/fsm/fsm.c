@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "fsm/cover.h"
 #include "util/util.h"
 
 /* One event loop thread owns every machine, so the queue and hook are per thread. */
@@ -26,8 +27,22 @@ FSM_TLS struct fsm__rt fsm__rt;
 #define trace_fn       fsm__rt.trace
 #define trace_userdata fsm__rt.trace_userdata
 
+/* FERRY_FSM_COVERAGE: each thread that makes machines records spec coverage, unless it
+ * installs a hook of its own (see fsm/cover.h). Looked up once per thread. */
+static FSM_TLS bool cover_checked;
+
+static void cover_install(void)
+{
+        cover_checked = true;
+        struct fsm_cover *c = fsm_cover_from_env();
+        if (c && !trace_fn)
+                fsm_set_trace(fsm_cover_env_hook, c);
+}
+
 void fsm_init(struct fsm *m, const struct fsm_machine *machine, void *ctx, const char *name)
 {
+        if (unlikely(!cover_checked))
+                cover_install();
         m->machine = machine;
         m->ctx = ctx;
         m->name = name;
