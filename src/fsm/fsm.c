@@ -54,6 +54,7 @@ void fsm_set_trace(fsm_trace_fn fn, void *userdata)
 {
         trace_fn = fn;
         trace_userdata = userdata;
+        fsm__rt.traced = fn != NULL;
 }
 
 int fsm_set_state(struct fsm *m, unsigned state)

@@ -146,7 +146,13 @@ typedef void (*fsm_trace_fn)(const struct fsm_trace *rec, void *userdata);
  * the guard and action calls. Everything else takes fsm_dispatch. Not for direct use.
  */
 struct fsm__rt {
-        unsigned depth;       /* dispatches running on this thread */
+        union {
+                struct {
+                        uint32_t depth;  /* dispatches running on this thread */
+                        uint32_t traced; /* a trace hook is installed */
+                };
+                uint64_t gate; /* nonzero: take the full path (one load decides) */
+        };
         unsigned queue_len;   /* raised events waiting */
         fsm_trace_fn trace;   /* the trace hook, or NULL */
         void *trace_userdata;
@@ -178,7 +184,8 @@ static inline int fsm__dispatch_fast(struct fsm *m, const struct fsm_arm *arms, 
         const struct fsm_arm *arm;
         int r;
 
-        if (__builtin_expect(event >= n_events || m->busy || fsm__rt.depth || fsm__rt.trace, 0))
+        /* Outside any dispatch no instance is busy, so depth == 0 covers m->busy too. */
+        if (__builtin_expect(event >= n_events || fsm__rt.gate, 0))
                 return fsm_dispatch(m, event, arg, NULL);
         arm = fsm__pick(arms, &arms[((unsigned)m->state << ev_shift) + event], m->ctx, arg);
         if (arm->kind != FSM_TRANSITION)
