@@ -423,6 +423,16 @@ int guest_plan9_mount(struct guest_conn *c, const char *share, const char *guest
         return complete(c, done, r, 0, userdata);
 }
 
+int guest_plan9_unmount(struct guest_conn *c, const char *guest_path, guest_done_fn done,
+                        void *userdata)
+{
+        CHECK_ARGS(c, done);
+        int r = begin(c, "guest.plan9_unmount");
+        if (r == 0)
+                r = sim_guest_plan9_unmount(c->vm, guest_path);
+        return complete(c, done, r, 0, userdata);
+}
+
 int guest_vpci_ready(struct guest_conn *c, const char *device_id, guest_done_fn done,
                      void *userdata)
 {

@@ -84,6 +84,8 @@ int guest_scsi_unmount(struct guest_conn *conn, const char *guest_path, guest_do
                        void *userdata);
 int guest_plan9_mount(struct guest_conn *conn, const char *share, const char *guest_path,
                       guest_done_fn done, void *userdata);
+int guest_plan9_unmount(struct guest_conn *conn, const char *guest_path, guest_done_fn done,
+                        void *userdata);
 
 /* Devices and networking. */
 int guest_vpci_ready(struct guest_conn *conn, const char *device_id, guest_done_fn done,

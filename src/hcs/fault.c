@@ -41,6 +41,7 @@ static const char *const fault_names[] = {
     "guest.scsi_mount",
     "guest.scsi_unmount",
     "guest.plan9_mount",
+    "guest.plan9_unmount",
     "guest.vpci_ready",
     "guest.netns_add",
     "guest.nic_add",

@@ -293,6 +293,9 @@ static void test_fault_points_guest(void **state)
                 } else if (strcmp(pt, "guest.plan9_mount") == 0) {
                         r = GSYNC(guest_plan9_mount, conn, "share0", "/mnt/f");
                         again = GSYNC(guest_plan9_mount, conn, "share0", "/mnt/f");
+                } else if (strcmp(pt, "guest.plan9_unmount") == 0) {
+                        r = GSYNC(guest_plan9_unmount, conn, "/mnt/f");
+                        again = GSYNC(guest_plan9_unmount, conn, "/mnt/f");
                 } else if (strcmp(pt, "guest.vpci_ready") == 0) {
                         assert_int_equal(
                             SYNC(hcs_modify, vm,
@@ -319,7 +322,7 @@ static void test_fault_points_guest(void **state)
                         fail_msg("%s: retry got %d", pt, again);
                 assert_runs(vm, true);
         }
-        assert_int_equal(seen, 17);
+        assert_int_equal(seen, 18);
 }
 
 /* The guest migrates with its VM: a connection moved to the destination sees the same

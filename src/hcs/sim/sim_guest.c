@@ -447,7 +447,7 @@ int sim_guest_scsi_mount(struct sim_vm *vm, uint32_t controller, uint32_t lun,
         return r;
 }
 
-int sim_guest_scsi_unmount(struct sim_vm *vm, const char *guest_path)
+static int sim_guest_unmount(struct sim_vm *vm, enum sim_mount_kind kind, const char *guest_path)
 {
         if (!path_ok(guest_path))
                 return -EINVAL;
@@ -457,7 +457,7 @@ int sim_guest_scsi_unmount(struct sim_vm *vm, const char *guest_path)
         struct sim_guest *g = &vm->guest;
         r = -ENOENT;
         for (size_t i = 0; i < g->n_mounts; i++) {
-                if (g->mounts[i].kind == SIM_MOUNT_SCSI &&
+                if (g->mounts[i].kind == kind &&
                     strcmp(g->mounts[i].guest_path, guest_path) == 0) {
                         g->mounts[i] = g->mounts[--g->n_mounts];
                         r = 0;
@@ -466,6 +466,16 @@ int sim_guest_scsi_unmount(struct sim_vm *vm, const char *guest_path)
         }
         pthread_mutex_unlock(&vm->lock);
         return r;
+}
+
+int sim_guest_scsi_unmount(struct sim_vm *vm, const char *guest_path)
+{
+        return sim_guest_unmount(vm, SIM_MOUNT_SCSI, guest_path);
+}
+
+int sim_guest_plan9_unmount(struct sim_vm *vm, const char *guest_path)
+{
+        return sim_guest_unmount(vm, SIM_MOUNT_PLAN9, guest_path);
 }
 
 static bool host_has(const struct sim_named *tab, size_t cap, const char *name)

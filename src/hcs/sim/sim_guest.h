@@ -39,6 +39,7 @@ int sim_guest_scsi_mount(struct sim_vm *vm, uint32_t controller, uint32_t lun,
 int sim_guest_scsi_unmount(struct sim_vm *vm, const char *guest_path);
 /* Plan9: the share must exist on the host side. */
 int sim_guest_plan9_mount(struct sim_vm *vm, const char *share, const char *guest_path);
+int sim_guest_plan9_unmount(struct sim_vm *vm, const char *guest_path);
 /* VPCI: the device must be assigned on the host side. */
 int sim_guest_vpci_ready(struct sim_vm *vm, const char *device_id);
 int sim_guest_netns_add(struct sim_vm *vm, const char *ns);
