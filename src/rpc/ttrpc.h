@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* ttrpc server and client on unix sockets and the libuv loop, wire-compatible with
  * containerd/ttrpc. Everything here runs on the loop thread that owns the handle; nothing is
- * thread-safe. The protocol itself lives in rpc/session.h (no I/O) and rpc/frame.h. */
+ * thread-safe. The protocol itself lives in rpc/session.h (no I/O) and rpc/frame.h.
+ *
+ * libuv writes with write(2): a process that serves or calls over ttrpc must ignore SIGPIPE
+ * (signal(SIGPIPE, SIG_IGN)), or a peer that goes away mid-reply kills it. */
 #pragma once
 
 #include <stdint.h>

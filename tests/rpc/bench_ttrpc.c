@@ -4,6 +4,7 @@
  * Reports calls/s, p50 and p99 latency over 1 and over 8 connections (one call in flight per
  * connection), and the ttrpc/plain ratio. Usage: bench-rpc [SECONDS_PER_SAMPLE] */
 #include <errno.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,6 +245,7 @@ static void bench_plain(const char *path, int conns, size_t req_len, double secs
 
 int main(int argc, char **argv)
 {
+        signal(SIGPIPE, SIG_IGN); /* a peer that goes away must not kill the test */
         double secs = argc > 1 ? strtod(argv[1], NULL) : 0.5;
         t_lat = malloc(MAX_SAMPLES * sizeof(uint64_t));
         struct echo_server es;

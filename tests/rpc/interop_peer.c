@@ -4,6 +4,7 @@
  *                           closes;
  *   interop-peer call PATH  drives the Go server at PATH with ferry's C client. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,7 @@ static int run_serve(void)
 
 int main(int argc, char **argv)
 {
+        signal(SIGPIPE, SIG_IGN); /* a peer that goes away must not kill the test */
         if (argc == 2 && strcmp(argv[1], "serve") == 0)
                 return run_serve();
         if (argc == 3 && strcmp(argv[1], "call") == 0)
