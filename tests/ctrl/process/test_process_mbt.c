@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: MIT */
+/* The model-based cases generated from spec/process.yaml (docs/testing.md), run against the
+ * REAL process handlers on the sim backend. The handlers are steered from outside: arrange()
+ * builds each step's argument so the guards come out as the step needs (a terminal with a
+ * stderr, a patch without a container id), sets the two guards that read the process's own
+ * IO, and makes a failure step's action fail for real: an over-long path, an invalid signal,
+ * no guest connection, no envelope. The guest calls the actions start stay in flight while a
+ * case runs (the runner does not turn the loop) and complete into detached operations after
+ * the case frees its process.
+ *
+ * The handlers are compiled into this program (process.c is included) so arrange can set the
+ * IO flags the guards read, and with the guest calls its actions make routed through doubles:
+ * the model also takes a pending action's synchronous outcome (its `to` or `on_error` without
+ * the in-flight state), which the sim guest never gives (it completes after the call returns),
+ * so for the step's own action the double completes at once (MBT_ACT_OK) or refuses
+ * (MBT_ACT_FAIL), and otherwise passes the call to the real guest. Opening the upstream IO
+ * has a real synchronous path: no endpoints, nothing to open. */
+/* helpers.h brings helpers this test does not use */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#include "helpers.h"
+#pragma GCC diagnostic pop
+
+#include "mbt.h"
+#include "guest/guest.h"
+
+static int dbl_start_container(struct guest_conn *c, const char *id, guest_done_fn done, void *ud);
+static int dbl_start_process(struct guest_conn *c, const char *id, guest_done_fn done, void *ud);
+static int dbl_signal_process(struct guest_conn *c, uint32_t pid, int sig, guest_done_fn done,
+                              void *ud);
+static int dbl_io_relay(struct guest_conn *c, uint32_t pid, guest_done_fn done, void *ud);
+#define guest_start_container dbl_start_container
+#define guest_start_process   dbl_start_process
+#define guest_signal_process  dbl_signal_process
+#define guest_io_relay        dbl_io_relay
+#include "process.c"
+#undef guest_start_container
+#undef guest_start_process
+#undef guest_signal_process
+#undef guest_io_relay
+
+/* What the double does for a call made by action `owner` (or one of two): complete now,
+ * refuse, or pass through (1). */
+static int steer(const char *owner, const char *other, guest_done_fn done, uint64_t value, void *ud)
+{
+        const struct mbt_step *st = mbt_current_step();
+        if (!st || !st->action ||
+            (strcmp(st->action, owner) != 0 && (!other || strcmp(st->action, other) != 0)))
+                return 1;
+        if (st->act == MBT_ACT_FAIL)
+                return -EIO;
+        if (st->act != MBT_ACT_OK)
+                return 1;
+        done(0, value, ud);
+        return 0;
+}
+
+static int dbl_start_container(struct guest_conn *c, const char *id, guest_done_fn done, void *ud)
+{
+        int r = steer("start_process", NULL, done, 4242, ud);
+        return r <= 0 ? r : guest_start_container(c, id, done, ud);
+}
+
+static int dbl_start_process(struct guest_conn *c, const char *id, guest_done_fn done, void *ud)
+{
+        int r = steer("start_process", NULL, done, 4242, ud);
+        return r <= 0 ? r : guest_start_process(c, id, done, ud);
+}
+
+static int dbl_signal_process(struct guest_conn *c, uint32_t pid, int sig, guest_done_fn done,
+                              void *ud)
+{
+        int r = steer("signal", "resize_console", done, 0, ud);
+        return r <= 0 ? r : guest_signal_process(c, pid, sig, done, ud);
+}
+
+static int dbl_io_relay(struct guest_conn *c, uint32_t pid, guest_done_fn done, void *ud)
+{
+        int r = steer("reopen_source", "reopen_destination", done, 5000, ud);
+        return r <= 0 ? r : guest_io_relay(c, pid, done, ud);
+}
+#include "process_fsm.h"
+#include "save_process.pb-c.h"
+
+extern const struct mbt_suite process_mbt;
+
+static struct hcs_system *vm;
+static struct notes vm_notes;
+static struct guest_conn *conn;
+static struct ctrl_env env;
+static ctrl_envelope *good_env;
+
+static struct process_create_opts create_arg;
+static struct process_patch_opts patch_arg;
+static struct call arg;
+static char long_path[PROCESS_PATH_MAX + 8];
+static ctrl_envelope *saved; /* save steps write here */
+
+static void g_done(int r, uint64_t v, void *ud)
+{
+        struct result *x = ud;
+        x->done = true;
+        x->r = r;
+}
+
+static bool wants(const struct mbt_step *st, const char *guard, bool *ret_value)
+{
+        const struct fsm_machine *mc = &process_machine;
+        for (unsigned i = 0; i < st->n_guards; i++)
+                if (strcmp(mc->guard_names[st->guards[i].guard], guard) == 0) {
+                        *ret_value = st->guards[i].value;
+                        return true;
+                }
+        return false;
+}
+
+static bool failing(const struct mbt_step *st, const char *action)
+{
+        return st->act == MBT_ACT_FAIL && st->action && strcmp(st->action, action) == 0;
+}
+
+static int arrange(void *userdata, struct fsm *m, const struct mbt_step *st)
+{
+        struct process *p = m->ctx;
+        bool v = false;
+
+        ctrl_envelope_free(saved); /* a case may save twice */
+        saved = NULL;
+        memset(&arg, 0, sizeof(arg));
+        create_arg = (struct process_create_opts){.bundle = "/b"};
+        patch_arg = (struct process_patch_opts){.container_id = "dst", .bundle = "/d"};
+        arg.create = &create_arg;
+        arg.sig = SIGTERM;
+        arg.width = 80;
+        arg.height = 25;
+        arg.env = good_env;
+        arg.ret_env = &saved;
+
+        if (st->event == PROCESS_E_PATCH) {
+                arg.create = NULL;
+                arg.patch = &patch_arg;
+        }
+        if (wants(st, "terminal_with_stderr", &v) && v) {
+                create_arg.io = (struct process_io){.stderr_path = "/e", .terminal = true};
+                patch_arg.io = create_arg.io;
+        }
+        if (wants(st, "patch_args_invalid", &v) && v)
+                patch_arg.container_id = "";
+        if (wants(st, "is_tty", &v))
+                p->io.terminal = v;
+        if (wants(st, "has_upstream_io", &v))
+                p->io.open = v;
+
+        /* Completions carry a result, a pid, an exit code. */
+        if (st->event == PROCESS_E_IO_OPEN_FAILED || st->event == PROCESS_E_START_FAILED ||
+            st->event == PROCESS_E_CALL_FAILED || st->event == PROCESS_E_RESUME_FAILED)
+                arg.result = -EIO;
+        if (st->event == PROCESS_E_STARTED)
+                arg.value = 4242;
+        if (st->event == PROCESS_E_EXITED)
+                arg.value = 3;
+
+        /* Real failures. */
+        if (failing(st, "open_io"))
+                create_arg.bundle = long_path;
+        if (failing(st, "open_destination_io"))
+                patch_arg.container_id = "not/an/id";
+        if (failing(st, "save_payload"))
+                arg.ret_env = NULL;
+        if (failing(st, "import_payload"))
+                arg.env = NULL;
+        /* A pending open: an endpoint for the thread pool (which completes after the case). */
+        if (st->act == MBT_ACT_PENDING && st->action &&
+            (strcmp(st->action, "open_io") == 0 || strcmp(st->action, "open_destination_io") == 0))
+                create_arg.io.stdout_path = patch_arg.io.stdout_path = "/dev/null";
+        return 0;
+}
+
+static void *event_arg(void *userdata, const struct mbt_step *st)
+{
+        return &arg;
+}
+
+static int make(void *userdata, struct fsm **ret_fsm)
+{
+        struct process *p = NULL;
+        int r = process_new(&env, "mbt", "mbt", "", 0, &p);
+        if (r == 0)
+                *ret_fsm = &p->fsm;
+        return r;
+}
+
+static void destroy(void *userdata, struct fsm *m)
+{
+        process_free(m->ctx);
+        ctrl_envelope_free(saved);
+        saved = NULL;
+        /* let detached guest and thread-pool completions free themselves */
+        uv_run(loop, UV_RUN_NOWAIT);
+}
+
+static const struct mbt_ops ops = {
+    .make = make, .destroy = destroy, .arrange = arrange, .event_arg = event_arg};
+
+int main(int argc, char **argv)
+{
+        setup_loop(NULL);
+        vm = running_system("mbtvm", 8, 0, &vm_notes);
+        struct result x = {0};
+        assert_int_equal(guest_connect(loop, vm, 4, g_done, &x, &conn), 0);
+        run_until(&x.done, 5000);
+        assert_int_equal(x.r, 0);
+        env = (struct ctrl_env){.loop = loop, .sys = vm, .guest = conn};
+        memset(long_path, 'x', sizeof(long_path) - 1);
+
+        Ferry__Process__Save__V1__Payload m = FERRY__PROCESS__SAVE__V1__PAYLOAD__INIT;
+        m.schema_version = 1;
+        m.exec_id = "";
+        m.pid = 4242;
+        m.bundle = "/src";
+        assert_int_equal(ctrl_envelope_pack("process", 1, &m.base, &good_env), 0);
+
+        int status = mbt_main(&process_mbt, &ops, argc, argv);
+
+        ctrl_envelope_free(good_env);
+        guest_close(conn);
+        run_for_ms(5);
+        close_system(vm);
+        teardown_loop(NULL);
+        return status;
+}
