@@ -1,0 +1,1119 @@
+/* SPDX-License-Identifier: MIT */
+/* The sandbox: the shim's one VM, the Sandbox service over it, and the migration session's
+ * sandbox operations.
+ *
+ * The VM controller (src/ctrl/vm, spec/vm.yaml) owns the VM's lifecycle; this file only maps
+ * its states to the Sandbox API's names, keeps the exit (status, time, waiters) that
+ * WaitSandbox reports, and sequences the controller's calls for a migration. */
+#include "service/sandbox.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "ctrl/common/envelope.h"
+#include "ctrl/vm/vm.h"
+#include "guest/guest.h"
+#include "hcs/hcs.h"
+#include "rpc/ttrpc.h"
+#include "sandbox.pb-c.h"
+#include "service/events.h"
+#include "service/task.h"
+#include "service/wire.h"
+#include "util/util.h"
+
+#define SANDBOX_SAVE_NAME      "sandbox"
+#define SANDBOX_SCHEMA_VERSION 1u
+
+struct exit_waiter {
+        sandbox_exit_fn fn;
+        void *userdata;
+        bool permanent;
+        struct exit_waiter *next;
+};
+
+struct sandbox {
+        uv_loop_t *loop;
+        struct hcs_backend *backend;
+        struct shim_events *events;
+        struct sandbox_options opts;
+        struct vm *vm; /* the VM controller owns the lifecycle (spec/vm.yaml) */
+        struct task_service *tasks;
+        struct mig_session *mig;
+        char id[TTRPC_ID_MAX + 1]; /* "" until create or import */
+        char *bundle;
+        struct ctrl_env env;
+        struct ctrl_pending pending; /* the one create/start/stop in flight */
+        uint64_t created_at_ns;
+        uint64_t exited_at_ns;
+        uint32_t exit_status;
+        bool exited;
+        struct exit_waiter *waiters;
+        /* migration: a finalize that waits for a cancelled transfer to unwind */
+        bool xfer_inflight;
+        struct deferred_finalize *deferred;
+        /* close */
+        uv_timer_t retry;
+        bool closing;
+        bool terminating;
+        unsigned close_tries;
+        sandbox_done_fn close_done;
+        void *close_userdata;
+};
+
+static void on_vm_exit(int result, void *userdata);
+static void on_vm_note(struct vm *vm, const struct hcs_notification *n, void *userdata);
+
+int sandbox_new(uv_loop_t *loop, struct hcs_backend *b, struct shim_events *events,
+                const struct sandbox_options *opts, struct sandbox **ret)
+{
+        struct sandbox *sb = calloc(1, sizeof(*sb));
+        if (!sb)
+                return -ENOMEM;
+        sb->loop = loop;
+        sb->backend = b;
+        sb->events = events;
+        if (opts)
+                sb->opts = *opts;
+        if (!sb->opts.memory_mb)
+                sb->opts.memory_mb = 256;
+        if (!sb->opts.processors)
+                sb->opts.processors = 2;
+        int r = vm_new(loop, b, "sandbox", &sb->vm);
+        if (r < 0) {
+                free(sb);
+                return r;
+        }
+        vm_on_exit(sb->vm, on_vm_exit, sb);
+        vm_subscribe(sb->vm, on_vm_note, sb);
+        uv_timer_init(loop, &sb->retry);
+        sb->retry.data = sb;
+        *ret = sb;
+        return 0;
+}
+
+void sandbox_set_tasks(struct sandbox *sb, struct task_service *ts)
+{
+        sb->tasks = ts;
+}
+
+void sandbox_set_migration(struct sandbox *sb, struct mig_session *s)
+{
+        sb->mig = s;
+}
+
+static bool vm_in(const struct sandbox *sb, const char *state)
+{
+        return strcmp(vm_state_name(sb->vm), state) == 0;
+}
+
+/* The Sandbox API's coarse names for the VM controller's states. */
+const char *sandbox_state_name(const struct sandbox *sb)
+{
+        static const struct {
+                const char *vm, *name;
+        } map[] = {
+            {"not_created", "notready"}, {"creating", "creating"},    {"created", "created"},
+            {"starting", "starting"},    {"running", "ready"},        {"updating", "ready"},
+            {"invalid", "stopped"},      {"terminating", "stopping"}, {"terminated", "stopped"},
+        };
+        const char *v = vm_state_name(sb->vm);
+        for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+                if (strcmp(v, map[i].vm) == 0)
+                        return map[i].name;
+        return "migrating"; /* every other state is a migration state */
+}
+
+bool sandbox_running(const struct sandbox *sb)
+{
+        return vm_in(sb, "running") || vm_in(sb, "updating");
+}
+
+const char *sandbox_id(const struct sandbox *sb)
+{
+        return sb->id;
+}
+
+struct guest_conn *sandbox_guest(const struct sandbox *sb)
+{
+        return sandbox_running(sb) ? vm_guest(sb->vm) : NULL;
+}
+
+struct ctrl_env *sandbox_env(struct sandbox *sb)
+{
+        vm_env(sb->vm, &sb->env); /* the VM swaps system and guest across a migration */
+        sb->env.publish = sb->events ? shim_events_publish : NULL;
+        sb->env.publish_userdata = sb->events;
+        return &sb->env;
+}
+
+struct vm *sandbox_vm(struct sandbox *sb)
+{
+        return sb->vm;
+}
+
+uint64_t sandbox_created_at_ns(const struct sandbox *sb)
+{
+        return sb->created_at_ns;
+}
+
+static void finish(struct sandbox *sb, int result)
+{
+        ctrl_reply(&sb->pending, result);
+}
+
+/* Fires every one-shot waiter and each permanent one; permanent ones stay. */
+static void fire_waiters(struct sandbox *sb)
+{
+        struct exit_waiter *list = sb->waiters, *keep = NULL;
+        sb->waiters = NULL;
+        while (list) {
+                struct exit_waiter *w = list;
+                list = w->next;
+                w->fn(sb->exit_status, sb->exited_at_ns, w->userdata);
+                if (w->permanent) {
+                        w->next = keep;
+                        keep = w;
+                } else {
+                        free(w);
+                }
+        }
+        while (keep) { /* back in front of any added meanwhile */
+                struct exit_waiter *w = keep;
+                keep = w->next;
+                w->next = sb->waiters;
+                sb->waiters = w;
+        }
+}
+
+static void mark_exited(struct sandbox *sb, int result)
+{
+        if (sb->exited || !sb->id[0])
+                return;
+        sb->exited = true;
+        sb->exit_status = result == 0 || result == -EALREADY ? 0 : 255;
+        sb->exited_at_ns = shim_wall_ns();
+        fire_waiters(sb);
+}
+
+static void on_vm_exit(int result, void *userdata)
+{
+        mark_exited(userdata, result);
+}
+
+static void on_vm_note(struct vm *vm, const struct hcs_notification *n, void *userdata)
+{
+        struct sandbox *sb = userdata;
+        if (sb->mig)
+                mig_session_host_event(sb->mig, n);
+}
+
+static void on_created(int result, void *userdata)
+{
+        struct sandbox *sb = userdata;
+        if (result < 0)
+                sb->id[0] = '\0'; /* the VM controller is invalid or back in not_created */
+        else
+                sb->created_at_ns = shim_wall_ns();
+        finish(sb, result);
+}
+
+/* The compute document of a new sandbox VM: built for live migration (the reconnecting log
+ * forwarder on the kernel command line, no Plan9), one SCSI controller. */
+static int make_doc(const struct sandbox *sb, char *doc, size_t size)
+{
+        return ferry_bprintf(doc, size,
+                             "{\"VirtualMachine\":{\"Chipset\":{\"LinuxKernelDirect\":"
+                             "{\"KernelCmdLine\":\"console=hvc0 %s\"}},"
+                             "\"ComputeTopology\":{\"Memory\":{\"SizeInMB\":%u},"
+                             "\"Processor\":{\"Count\":%u}},\"Devices\":{\"Scsi\":{\"0\":{}}},"
+                             "\"Sim\":{\"DirtyPagesPerSecond\":%llu}}}",
+                             VM_LM_LOG_FORWARDER, sb->opts.memory_mb, sb->opts.processors,
+                             (unsigned long long)sb->opts.dirty_pages_rate) < 0
+                   ? -E2BIG
+                   : 0;
+}
+
+int sandbox_create(struct sandbox *sb, const char *id, const char *bundle, sandbox_done_fn done,
+                   void *userdata)
+{
+        int r = wire_check_id(id);
+        if (r < 0)
+                return r;
+        if (strlen(id) > VM_ID_MAX)
+                return -EINVAL;
+        r = wire_check_opt_path(bundle);
+        if (r < 0)
+                return r;
+        if (sb->id[0] || sb->closing)
+                return -EEXIST;
+        char doc[1024];
+        r = make_doc(sb, doc, sizeof(doc));
+        if (r < 0)
+                return r;
+        /* the controller may complete before it returns: be ready for that first */
+        ferry_strscpy(sb->id, id, sizeof(sb->id));
+        sb->pending = (struct ctrl_pending){done, userdata};
+        r = vm_create(sb->vm, id, doc, on_created, sb);
+        if (r < 0) {
+                sb->id[0] = '\0';
+                sb->pending = (struct ctrl_pending){0};
+                return r;
+        }
+        free(sb->bundle);
+        sb->bundle = bundle && *bundle ? strdup(bundle) : NULL;
+        return 0;
+}
+
+static void on_started(int result, void *userdata)
+{
+        finish(userdata, result);
+}
+
+int sandbox_start(struct sandbox *sb, sandbox_done_fn done, void *userdata)
+{
+        if (!sb->id[0])
+                return -ENOENT;
+        if (sb->pending.done)
+                return -EAGAIN;
+        sb->pending = (struct ctrl_pending){done, userdata};
+        int r = vm_start(sb->vm, on_started, sb);
+        if (r < 0)
+                sb->pending = (struct ctrl_pending){0};
+        return r;
+}
+
+static void on_terminated(int result, void *userdata)
+{
+        struct sandbox *sb = userdata;
+        if (result == -EALREADY)
+                result = 0;
+        mark_exited(sb, result);
+        finish(sb, result);
+}
+
+int sandbox_stop(struct sandbox *sb, sandbox_done_fn done, void *userdata)
+{
+        if (!sb->id[0])
+                return -ENOENT;
+        if (sb->pending.done)
+                return -EAGAIN;
+        if (sb->exited) {
+                done(0, userdata);
+                return 0;
+        }
+        sb->pending = (struct ctrl_pending){done, userdata};
+        int r = vm_terminate(sb->vm, on_terminated, sb);
+        if (r < 0)
+                sb->pending = (struct ctrl_pending){0};
+        return r;
+}
+
+static int add_waiter(struct sandbox *sb, sandbox_exit_fn fn, void *userdata, bool permanent)
+{
+        struct exit_waiter *w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        *w = (struct exit_waiter){fn, userdata, permanent, sb->waiters};
+        sb->waiters = w;
+        return 0;
+}
+
+int sandbox_wait(struct sandbox *sb, sandbox_exit_fn fn, void *userdata)
+{
+        if (!sb->id[0])
+                return -ENOENT;
+        if (sb->exited) {
+                fn(sb->exit_status, sb->exited_at_ns, userdata);
+                return 0;
+        }
+        return add_waiter(sb, fn, userdata, false);
+}
+
+int sandbox_unwait(struct sandbox *sb, sandbox_exit_fn fn, void *userdata)
+{
+        for (struct exit_waiter **pp = &sb->waiters; *pp; pp = &(*pp)->next) {
+                struct exit_waiter *w = *pp;
+                if (!w->permanent && w->fn == fn && w->userdata == userdata) {
+                        *pp = w->next;
+                        free(w);
+                        return 0;
+                }
+        }
+        return -ENOENT;
+}
+
+int sandbox_on_exit(struct sandbox *sb, sandbox_exit_fn fn, void *userdata)
+{
+        return add_waiter(sb, fn, userdata, true);
+}
+
+/* -- ensure running: create then start, for the first task -- */
+
+struct ensure {
+        struct sandbox *sb;
+        sandbox_done_fn done;
+        void *userdata;
+};
+
+static void ensure_started(int result, void *userdata)
+{
+        struct ensure *e = userdata;
+        e->done(result, e->userdata);
+        free(e);
+}
+
+static void ensure_created(int result, void *userdata)
+{
+        struct ensure *e = userdata;
+        if (result == 0)
+                result = sandbox_start(e->sb, ensure_started, e);
+        if (result < 0)
+                ensure_started(result, e);
+}
+
+int sandbox_ensure_running(struct sandbox *sb, const char *id, const char *bundle,
+                           sandbox_done_fn done, void *userdata)
+{
+        if (sandbox_running(sb)) {
+                done(0, userdata);
+                return 0;
+        }
+        if (sb->pending.done || vm_in(sb, "creating") || vm_in(sb, "starting"))
+                return -EAGAIN; /* a boot is under way: retry */
+        bool fresh = !sb->id[0] && vm_in(sb, "not_created");
+        if (!fresh && !vm_in(sb, "created"))
+                return -EBUSY; /* stopped, or migrating */
+        struct ensure *e = calloc(1, sizeof(*e));
+        if (!e)
+                return -ENOMEM;
+        *e = (struct ensure){sb, done, userdata};
+        int r = fresh ? sandbox_create(sb, id, bundle, ensure_created, e)
+                      : sandbox_start(sb, ensure_started, e);
+        if (r < 0)
+                free(e);
+        return r;
+}
+
+/* -- close -- */
+
+static void free_sandbox(uv_handle_t *h)
+{
+        struct sandbox *sb = h->data;
+        sandbox_done_fn done = sb->close_done;
+        void *ud = sb->close_userdata;
+        while (sb->waiters) {
+                struct exit_waiter *w = sb->waiters;
+                sb->waiters = w->next;
+                free(w);
+        }
+        free(sb->deferred);
+        free(sb->bundle);
+        free(sb);
+        if (done)
+                done(0, ud);
+}
+
+static void try_close(struct sandbox *sb);
+
+static void retry_close(uv_timer_t *t)
+{
+        try_close(t->data);
+}
+
+static void close_terminated(int result, void *userdata)
+{
+        struct sandbox *sb = userdata;
+        sb->terminating = false;
+        if (result < 0) /* e.g. a failed terminate: try again a little later */
+                uv_timer_start(&sb->retry, retry_close, 5, 0);
+        else
+                try_close(sb);
+}
+
+/* How long a closing sandbox keeps trying to terminate and free its VM (5 ms apart) before it
+ * lets go of it, so a host that never answers (or a failing terminate) cannot wedge the
+ * shim's exit. */
+#define SANDBOX_CLOSE_TRIES 400
+
+/* Terminates the VM (from any state, invalid included: it may still hold a running system),
+ * then frees it once no host call is in flight. */
+static void try_close(struct sandbox *sb)
+{
+        if (++sb->close_tries > SANDBOX_CLOSE_TRIES) {
+                /* give up on the VM: detach it from this sandbox and leave it to process exit */
+                vm_subscribe(sb->vm, NULL, NULL);
+                vm_on_exit(sb->vm, NULL, NULL);
+                sb->vm = NULL;
+                uv_close((uv_handle_t *)&sb->retry, free_sandbox);
+                return;
+        }
+        bool down = vm_in(sb, "not_created") || vm_in(sb, "terminated");
+        if (!down && !sb->terminating) {
+                sb->terminating = true;
+                int r = vm_terminate(sb->vm, close_terminated, sb);
+                if (r < 0) { /* a call is in flight that terminate cannot abort yet */
+                        sb->terminating = false;
+                        uv_timer_start(&sb->retry, retry_close, 5, 0);
+                }
+                return;
+        }
+        if (!down) /* terminate is on its way */
+                return;
+        sb->vm = vm_free(sb->vm);
+        if (sb->vm) { /* its last host completion is still on its way */
+                uv_timer_start(&sb->retry, retry_close, 5, 0);
+                return;
+        }
+        uv_close((uv_handle_t *)&sb->retry, free_sandbox);
+}
+
+void sandbox_close(struct sandbox *sb, sandbox_done_fn done, void *userdata)
+{
+        if (!sb) {
+                if (done)
+                        done(0, userdata);
+                return;
+        }
+        if (sb->closing)
+                return;
+        sb->closing = true;
+        sb->close_done = done;
+        sb->close_userdata = userdata;
+        mark_exited(sb, sandbox_running(sb) ? -ECANCELED : 0);
+        try_close(sb);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* migration: the session's sandbox operations over the VM controller and the task service */
+
+/* A completion delivered on a later loop turn, so no caller is called back before it
+ * returns. */
+struct later {
+        uv_timer_t timer;
+        int result;
+        mig_done_fn done;
+        void *userdata;
+};
+
+static void later_closed(uv_handle_t *h)
+{
+        struct later *l = h->data;
+        l->done(l->result, l->userdata);
+        free(l);
+}
+
+static void later_fire(uv_timer_t *t)
+{
+        uv_close((uv_handle_t *)t, later_closed);
+}
+
+static int later_done(struct sandbox *sb, int result, mig_done_fn done, void *userdata)
+{
+        struct later *l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        *l = (struct later){.result = result, .done = done, .userdata = userdata};
+        uv_timer_init(sb->loop, &l->timer);
+        l->timer.data = l;
+        uv_timer_start(&l->timer, later_fire, 0, 0);
+        return 0;
+}
+
+/* One migration step in flight: what to call when it ends. */
+struct step {
+        struct sandbox *sb;
+        mig_done_fn done;
+        mig_prepare_fn prepare_done;
+        void *userdata;
+        enum mig_origin origin;
+        bool resume;
+};
+
+static struct step *step_new(struct sandbox *sb, mig_done_fn done, void *userdata)
+{
+        struct step *st = calloc(1, sizeof(*st));
+        if (st)
+                *st = (struct step){.sb = sb, .done = done, .userdata = userdata};
+        return st;
+}
+
+static void step_end(struct step *st, int result)
+{
+        mig_done_fn done = st->done;
+        void *ud = st->userdata;
+        free(st);
+        done(result, ud);
+}
+
+static enum mig_vm_state ops_vm_state(void *p)
+{
+        struct sandbox *sb = p;
+        if (vm_in(sb, "not_created"))
+                return MIG_VM_NOT_CREATED;
+        if (vm_in(sb, "terminated"))
+                return MIG_VM_TERMINATED;
+        if (vm_in(sb, "migration_finalized"))
+                return MIG_VM_FINALIZED;
+        return MIG_VM_ACTIVE;
+}
+
+static void step_result(int result, void *userdata)
+{
+        step_end(userdata, result);
+}
+
+static int ops_initialize(void *p, const char *opts_json, mig_done_fn done, void *userdata)
+{
+        struct sandbox *sb = p;
+        struct step *st = step_new(sb, done, userdata);
+        if (!st)
+                return -ENOMEM;
+        int r = vm_initialize_source(sb->vm, opts_json, step_result, st);
+        if (r < 0)
+                free(st);
+        return r;
+}
+
+static int ops_export(void *p, uint8_t **ret, size_t *ret_len)
+{
+        struct sandbox *sb = p;
+        Containerd__Runtime__Sandbox__V1__SandboxSave msg =
+            CONTAINERD__RUNTIME__SANDBOX__V1__SANDBOX_SAVE__INIT;
+        ctrl_envelope *venv = NULL, *env = NULL;
+        int r = vm_save(sb->vm, &venv);
+        if (r < 0)
+                return r;
+        msg.schema_version = SANDBOX_SCHEMA_VERSION;
+        msg.sandbox_id = sb->id;
+        msg.vm = venv;
+        r = sb->tasks ? task_service_save(sb->tasks, &msg) : 0;
+        if (r == 0)
+                r = ctrl_envelope_pack(SANDBOX_SAVE_NAME, SANDBOX_SCHEMA_VERSION, &msg.base, &env);
+        if (r == 0)
+                r = ctrl_envelope_to_bytes(env, ret, ret_len);
+        if (sb->tasks)
+                task_service_save_free(&msg);
+        ctrl_envelope_free(env);
+        ctrl_envelope_free(venv);
+        return r;
+}
+
+static int ops_import(void *p, const char *sandbox_id, const uint8_t *buf, size_t len)
+{
+        struct sandbox *sb = p;
+        if (wire_check_id(sandbox_id) < 0 || strlen(sandbox_id) > VM_ID_MAX)
+                return -EINVAL;
+        if (sb->id[0] || !vm_in(sb, "not_created"))
+                return -EBUSY;
+        ctrl_envelope *env = NULL;
+        Containerd__Runtime__Sandbox__V1__SandboxSave *msg = NULL;
+        int r = ctrl_envelope_from_bytes(buf, len, &env);
+        if (r == 0)
+                r = ctrl_envelope_unpack(
+                    env, SANDBOX_SAVE_NAME, SANDBOX_SCHEMA_VERSION,
+                    &containerd__runtime__sandbox__v1__sandbox_save__descriptor,
+                    (ProtobufCMessage **)&msg, NULL, NULL);
+        if (r == 0 && !msg->vm)
+                r = -EINVAL;
+        /* the tasks first: they can be dropped again without a trace if the VM refuses */
+        if (r == 0 && sb->tasks)
+                r = task_service_import(sb->tasks, msg);
+        if (r == 0) {
+                r = vm_import(sb->vm, msg->vm);
+                if (r < 0 && sb->tasks)
+                        task_service_teardown(sb->tasks, 255);
+        }
+        if (r == 0) {
+                ferry_strscpy(sb->id, sandbox_id, sizeof(sb->id));
+                sb->created_at_ns = shim_wall_ns();
+        }
+        if (msg)
+                protobuf_c_message_free_unpacked(&msg->base, NULL);
+        ctrl_envelope_free(env);
+        return r;
+}
+
+static int ops_pending(void *p, char *buf, size_t size)
+{
+        struct sandbox *sb = p;
+        return sb->tasks ? task_service_unpatched(sb->tasks, buf, size) : 0;
+}
+
+static int ops_patch(void *p, const struct mig_patch *patch)
+{
+        struct sandbox *sb = p;
+        const Containerd__Task__V2__CreateTaskRequest *req = patch->request;
+        if (!sb->tasks)
+                return -EOPNOTSUPP;
+        return task_service_patch(sb->tasks, patch->source_container_id, patch->container_id,
+                                  req ? req->bundle : NULL, NULL);
+}
+
+static void prepare_patched(int result, void *userdata)
+{
+        struct step *st = userdata;
+        mig_prepare_fn done = st->prepare_done;
+        void *ud = st->userdata;
+        free(st);
+        done(result, true, ud);
+}
+
+static void prepare_created(int result, void *userdata)
+{
+        struct step *st = userdata;
+        if (result == 0)
+                result = vm_patch(st->sb->vm, prepare_patched, st);
+        if (result < 0) {
+                mig_prepare_fn done = st->prepare_done;
+                void *ud = st->userdata;
+                bool created = !vm_in(st->sb, "destination_migration_imported");
+                free(st);
+                done(result, created, ud);
+        }
+}
+
+static int ops_prepare_destination(void *p, const char *opts_json, mig_prepare_fn done,
+                                   void *userdata)
+{
+        struct sandbox *sb = p;
+        struct step *st = step_new(sb, NULL, userdata);
+        if (!st)
+                return -ENOMEM;
+        st->prepare_done = done;
+        int r = vm_create_destination(sb->vm, sb->id, opts_json, prepare_created, st);
+        if (r < 0)
+                free(st);
+        return r;
+}
+
+struct deferred_finalize {
+        bool resume, skip_host;
+        enum mig_origin origin;
+        mig_done_fn done;
+        void *userdata;
+};
+
+static int finalize_now(struct sandbox *sb, enum mig_origin origin, bool resume, bool skip_host,
+                        mig_done_fn done, void *userdata);
+
+static void transferred(int result, void *userdata)
+{
+        struct step *st = userdata;
+        struct sandbox *sb = st->sb;
+        sb->xfer_inflight = false;
+        step_end(st, result);
+        struct deferred_finalize *d = TAKE_PTR(sb->deferred);
+        if (d) {
+                int r = finalize_now(sb, d->origin, d->resume, d->skip_host, d->done, d->userdata);
+                if (r < 0)
+                        d->done(r, d->userdata);
+                free(d);
+        }
+}
+
+static void transfer_started(int result, void *userdata)
+{
+        struct step *st = userdata;
+        if (result == 0)
+                result = vm_transfer(st->sb->vm, transferred, st);
+        if (result < 0)
+                transferred(result, st);
+}
+
+static int ops_transfer(void *p, enum mig_origin origin, int fd, uint32_t session_num,
+                        mig_done_fn done, void *userdata)
+{
+        struct sandbox *sb = p;
+        struct step *st = step_new(sb, done, userdata);
+        if (!st) {
+                close(fd);
+                return -ENOMEM;
+        }
+        int r = origin == MIG_ORIGIN_SOURCE
+                    ? vm_start_source(sb->vm, fd, session_num, transfer_started, st)
+                    : vm_start_destination(sb->vm, fd, session_num, transfer_started, st);
+        if (r < 0) {
+                free(st);
+                return r;
+        }
+        sb->xfer_inflight = true;
+        return 0;
+}
+
+static void finalize_resumed(int result, void *userdata)
+{
+        struct step *st = userdata;
+        if (result == 0 && st->sb->tasks)
+                task_service_resumed(st->sb->tasks, st->origin == MIG_ORIGIN_DESTINATION);
+        step_end(st, result);
+}
+
+static void finalize_host_done(int result, void *userdata)
+{
+        struct step *st = userdata;
+        struct sandbox *sb = st->sb;
+        if (result == 0 && st->resume) {
+                result = vm_resume(sb->vm, finalize_resumed, st);
+                if (result == 0)
+                        return;
+        } else if (result == 0) {
+                /* this side's VM is gone: its tasks end so Delete can proceed (137 = killed) */
+                if (sb->tasks)
+                        task_service_teardown(sb->tasks, 128 + 9);
+                mark_exited(sb, 0);
+        }
+        step_end(st, result);
+}
+
+static int finalize_now(struct sandbox *sb, enum mig_origin origin, bool resume, bool skip_host,
+                        mig_done_fn done, void *userdata)
+{
+        struct step *st = step_new(sb, done, userdata);
+        if (!st)
+                return -ENOMEM;
+        st->origin = origin;
+        st->resume = resume;
+        int r = skip_host ? vm_resume(sb->vm, finalize_resumed, st)
+                          : vm_finalize(sb->vm, resume, finalize_host_done, st);
+        if (r < 0)
+                free(st);
+        return r;
+}
+
+static int ops_finalize(void *p, enum mig_origin origin, bool resume, bool skip_host,
+                        mig_done_fn done, void *userdata)
+{
+        struct sandbox *sb = p;
+        if (sb->xfer_inflight) {
+                /* a cancelled transfer is still unwinding: finalize once it has */
+                if (sb->deferred)
+                        return -EBUSY;
+                sb->deferred = calloc(1, sizeof(*sb->deferred));
+                if (!sb->deferred)
+                        return -ENOMEM;
+                *sb->deferred =
+                    (struct deferred_finalize){resume, skip_host, origin, done, userdata};
+                return 0;
+        }
+        return finalize_now(sb, origin, resume, skip_host, done, userdata);
+}
+
+static void ops_terminated(int result, void *userdata)
+{
+        struct step *st = userdata;
+        if (result == -EALREADY)
+                result = 0;
+        if (result == 0) {
+                if (st->sb->tasks)
+                        task_service_teardown(st->sb->tasks, 128 + 9);
+                mark_exited(st->sb, 0);
+        }
+        step_end(st, result);
+}
+
+static int ops_terminate(void *p, mig_done_fn done, void *userdata)
+{
+        struct sandbox *sb = p;
+        struct step *st = step_new(sb, done, userdata);
+        if (!st)
+                return -ENOMEM;
+        int r = vm_terminate(sb->vm, ops_terminated, st);
+        if (r < 0)
+                free(st);
+        return r;
+}
+
+static int ops_cancel(void *p, enum mig_origin origin, mig_done_fn done, void *userdata)
+{
+        struct sandbox *sb = p;
+        /* nothing exists in host compute yet to abort */
+        if (!vm_system(sb->vm))
+                return later_done(sb, 0, done, userdata);
+        struct step *st = step_new(sb, done, userdata);
+        if (!st)
+                return -ENOMEM;
+        int r = vm_cancel(sb->vm, step_result, st);
+        if (r < 0) {
+                free(st);
+                return later_done(sb, r == -EBUSY ? 0 : r, done, userdata);
+        }
+        return 0;
+}
+
+static void cleanup_terminated(int result, void *userdata)
+{
+        mark_exited(userdata, 0);
+}
+
+/* The session ended. A side whose VM does not run (a destination cancelled or stopped before
+ * its resume) is torn down: the host system goes, every imported task ends with 137 so Delete
+ * can proceed, and the sandbox reports stopped. A running side keeps everything. */
+static void ops_cleanup(void *p)
+{
+        struct sandbox *sb = p;
+        if (sandbox_running(sb) || !sb->id[0])
+                return;
+        if (sb->tasks)
+                task_service_teardown(sb->tasks, 128 + 9);
+        if (vm_in(sb, "terminated") || vm_in(sb, "not_created")) {
+                mark_exited(sb, 0);
+                return;
+        }
+        if (vm_terminate(sb->vm, cleanup_terminated, sb) < 0)
+                mark_exited(sb, 0);
+}
+
+const struct migration_sandbox_ops sandbox_mig_ops = {
+    .vm_state = ops_vm_state,
+    .initialize = ops_initialize,
+    .export_state = ops_export,
+    .import_state = ops_import,
+    .pending_patches = ops_pending,
+    .patch_container = ops_patch,
+    .prepare_destination = ops_prepare_destination,
+    .transfer = ops_transfer,
+    .finalize = ops_finalize,
+    .terminate = ops_terminate,
+    .cancel = ops_cancel,
+    .cleanup = ops_cleanup,
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* the Sandbox service */
+
+struct sandbox_service {
+        struct sandbox *sb;
+        void (*shutdown)(void *);
+        void *shutdown_userdata;
+};
+
+static struct sandbox_service the_service; /* one per process: a shim has one sandbox */
+
+/* A sandbox_id that names another sandbox is NOT_FOUND; empty means "this shim's". */
+static int check_target(struct sandbox *sb, const char *sandbox_id)
+{
+        if (!sandbox_id || !*sandbox_id)
+                return sb->id[0] ? 0 : -ENOENT;
+        int r = wire_check_id(sandbox_id);
+        if (r < 0)
+                return r;
+        return strcmp(sandbox_id, sb->id) == 0 ? 0 : -ENOENT;
+}
+
+static void reply_empty_done(int result, void *userdata)
+{
+        struct ttrpc_call *call = userdata;
+        if (result < 0)
+                ttrpc_call_fail(call, result, "sandbox");
+        else
+                ttrpc_call_reply(call, NULL);
+}
+
+static void h_create(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
+{
+        struct sandbox_service *svc = ud;
+        const Containerd__Runtime__Sandbox__V1__CreateSandboxRequest *req = (const void *)msg;
+        int r = sandbox_create(svc->sb, req->sandbox_id, req->bundle_path, reply_empty_done, call);
+        if (r < 0)
+                ttrpc_call_fail(call, r,
+                                r == -EEXIST ? "sandbox already exists" : "create sandbox");
+}
+
+static void reply_started(int result, void *userdata)
+{
+        struct ttrpc_call *call = userdata;
+        if (result < 0) {
+                ttrpc_call_fail(call, result, "start sandbox");
+                return;
+        }
+        Containerd__Runtime__Sandbox__V1__StartSandboxResponse resp =
+            CONTAINERD__RUNTIME__SANDBOX__V1__START_SANDBOX_RESPONSE__INIT;
+        Containerd__Task__V2__Timestamp ts;
+        wire_timestamp(&ts, sandbox_created_at_ns(the_service.sb));
+        resp.pid = (uint32_t)getpid();
+        resp.created_at = &ts;
+        ttrpc_call_reply(call, &resp.base);
+}
+
+static void h_start(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
+{
+        struct sandbox_service *svc = ud;
+        const Containerd__Runtime__Sandbox__V1__StartSandboxRequest *req = (const void *)msg;
+        int r = check_target(svc->sb, req->sandbox_id);
+        if (r == 0)
+                r = sandbox_start(svc->sb, reply_started, call);
+        if (r < 0)
+                ttrpc_call_fail(call, r,
+                                r == -EBUSY ? "sandbox is not in created state" : "start sandbox");
+}
+
+static void h_platform(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
+{
+        Containerd__Runtime__Sandbox__V1__PlatformResponse resp =
+            CONTAINERD__RUNTIME__SANDBOX__V1__PLATFORM_RESPONSE__INIT;
+        Containerd__Runtime__Sandbox__V1__Platform p =
+            CONTAINERD__RUNTIME__SANDBOX__V1__PLATFORM__INIT;
+        struct utsname u;
+        p.os = "linux";
+        /* the guest runs the host's architecture (the sim and qemu -accel tcg of the same arch) */
+        p.architecture = "amd64";
+        if (uname(&u) == 0 && strcmp(u.machine, "aarch64") == 0)
+                p.architecture = "arm64";
+        resp.platform = &p;
+        ttrpc_call_reply(call, &resp.base);
+}
+
+static void h_stop(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
+{
+        struct sandbox_service *svc = ud;
+        const Containerd__Runtime__Sandbox__V1__StopSandboxRequest *req = (const void *)msg;
+        int r = check_target(svc->sb, req->sandbox_id);
+        if (r == 0)
+                r = sandbox_stop(svc->sb, reply_empty_done, call);
+        if (r < 0)
+                ttrpc_call_fail(call, r, "stop sandbox");
+}
+
+/* A WaitSandbox call parked until the VM stops; call is NULL once the client went away. */
+struct wait_call {
+        struct ttrpc_call *call;
+};
+
+static void wait_exited(uint32_t exit_status, uint64_t exited_at_ns, void *userdata);
+
+static void wait_cancelled(struct ttrpc_call *call, void *userdata)
+{
+        struct wait_call *w = userdata;
+        ttrpc_call_fail(call, -ECANCELED, "wait cancelled");
+        /* leave the sandbox's list now, so vanished clients cannot grow it */
+        if (sandbox_unwait(the_service.sb, wait_exited, w) == 0)
+                free(w);
+        else
+                w->call = NULL;
+}
+
+static void wait_exited(uint32_t exit_status, uint64_t exited_at_ns, void *userdata)
+{
+        struct wait_call *w = userdata;
+        if (w->call) {
+                Containerd__Runtime__Sandbox__V1__WaitSandboxResponse resp =
+                    CONTAINERD__RUNTIME__SANDBOX__V1__WAIT_SANDBOX_RESPONSE__INIT;
+                Containerd__Task__V2__Timestamp ts;
+                wire_timestamp(&ts, exited_at_ns);
+                resp.exit_status = exit_status;
+                resp.exited_at = &ts;
+                ttrpc_call_reply(w->call, &resp.base);
+        }
+        free(w);
+}
+
+static void h_wait(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
+{
+        struct sandbox_service *svc = ud;
+        const Containerd__Runtime__Sandbox__V1__WaitSandboxRequest *req = (const void *)msg;
+        int r = check_target(svc->sb, req->sandbox_id);
+        struct wait_call *w = r < 0 ? NULL : calloc(1, sizeof(*w));
+        if (r == 0 && !w)
+                r = -ENOMEM;
+        if (r == 0) {
+                w->call = call;
+                ttrpc_call_on_cancel(call, wait_cancelled, w);
+                r = sandbox_wait(svc->sb, wait_exited, w);
+        }
+        if (r < 0) {
+                free(w);
+                ttrpc_call_fail(call, r, "wait sandbox");
+        }
+}
+
+static void h_status(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
+{
+        struct sandbox_service *svc = ud;
+        struct sandbox *sb = svc->sb;
+        const Containerd__Runtime__Sandbox__V1__SandboxStatusRequest *req = (const void *)msg;
+        int r = check_target(sb, req->sandbox_id);
+        if (r < 0) {
+                ttrpc_call_fail(call, r, "sandbox status");
+                return;
+        }
+        Containerd__Runtime__Sandbox__V1__SandboxStatusResponse resp =
+            CONTAINERD__RUNTIME__SANDBOX__V1__SANDBOX_STATUS_RESPONSE__INIT;
+        Containerd__Task__V2__Timestamp created, exited;
+        Containerd__Task__V2__KeyValue kv = CONTAINERD__TASK__V2__KEY_VALUE__INIT;
+        Containerd__Task__V2__KeyValue *info[1] = {&kv};
+        resp.sandbox_id = sb->id;
+        resp.pid = (uint32_t)getpid();
+        resp.state = (char *)sandbox_state_name(sb);
+        if (sb->created_at_ns) {
+                wire_timestamp(&created, sb->created_at_ns);
+                resp.created_at = &created;
+        }
+        if (sb->exited) {
+                wire_timestamp(&exited, sb->exited_at_ns);
+                resp.exited_at = &exited;
+        }
+        if (req->verbose) {
+                kv.key = "backend";
+                kv.value = (char *)hcs_backend_name(sb->backend);
+                resp.n_info = 1;
+                resp.info = info;
+        }
+        ttrpc_call_reply(call, &resp.base);
+}
+
+static void h_ping(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
+{
+        struct sandbox_service *svc = ud;
+        const Containerd__Runtime__Sandbox__V1__PingRequest *req = (const void *)msg;
+        int r = check_target(svc->sb, req->sandbox_id);
+        if (r < 0)
+                ttrpc_call_fail(call, r, "ping sandbox");
+        else
+                ttrpc_call_reply(call, NULL);
+}
+
+static void shutdown_stopped(int result, void *userdata)
+{
+        struct ttrpc_call *call = userdata;
+        if (result < 0) {
+                ttrpc_call_fail(call, result, "shutdown sandbox: stop");
+                return;
+        }
+        ttrpc_call_reply(call, NULL);
+        if (the_service.shutdown)
+                the_service.shutdown(the_service.shutdown_userdata);
+}
+
+static void h_shutdown(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
+{
+        struct sandbox_service *svc = ud;
+        const Containerd__Runtime__Sandbox__V1__ShutdownSandboxRequest *req = (const void *)msg;
+        int r = check_target(svc->sb, req->sandbox_id);
+        if (r == -ENOENT && !svc->sb->id[0]) { /* nothing was ever created: just leave */
+                shutdown_stopped(0, call);
+                return;
+        }
+        if (r == 0)
+                r = sandbox_stop(svc->sb, shutdown_stopped, call);
+        if (r < 0)
+                ttrpc_call_fail(call, r, "shutdown sandbox");
+}
+
+/* In the descriptor's method order (sandbox.proto). */
+static const struct ttrpc_method sandbox_methods[] = {
+    {h_create, TTRPC_UNARY}, {h_start, TTRPC_UNARY},    {h_platform, TTRPC_UNARY},
+    {h_stop, TTRPC_UNARY},   {h_wait, TTRPC_UNARY},     {h_status, TTRPC_UNARY},
+    {h_ping, TTRPC_UNARY},   {h_shutdown, TTRPC_UNARY}, {NULL, TTRPC_UNARY}, /* Metrics */
+};
+
+int sandbox_service_register(struct ttrpc_server *srv, struct sandbox *sb, void (*shutdown)(void *),
+                             void *shutdown_userdata)
+{
+        the_service = (struct sandbox_service){sb, shutdown, shutdown_userdata};
+        return ttrpc_server_register(srv, &containerd__runtime__sandbox__v1__sandbox__descriptor,
+                                     sandbox_methods, ARRAY_SIZE(sandbox_methods), &the_service);
+}

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/* The shim's one sandbox (one utility VM on the chosen hcs backend, with its guest
+ * connection) and the Sandbox ttrpc service (containerd.runtime.sandbox.v1.Sandbox) that
+ * drives it. Loop thread only. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "ctrl/common/ctrl.h"
+#include "migration/session.h"
+
+struct hcs_backend;
+struct task_service;
+struct ttrpc_server;
+struct vm;
+struct shim_events;
+struct sandbox;
+
+struct sandbox_options {
+        unsigned memory_mb;        /* VM memory; 0 = 256 */
+        unsigned processors;       /* 0 = 2 */
+        uint64_t dirty_pages_rate; /* sim workload, pages/s; 0 = idle */
+};
+
+/* Completion of a sandbox call: result 0 or a negative errno. */
+typedef void (*sandbox_done_fn)(int result, void *userdata);
+/* The VM stopped: exit_status 0 for a clean stop, else 255; exited_at_ns wall clock. */
+typedef void (*sandbox_exit_fn)(uint32_t exit_status, uint64_t exited_at_ns, void *userdata);
+
+/* A new, empty sandbox on loop using backend b (borrowed, must outlive it). events (borrowed,
+ * may be NULL) becomes the controllers' publisher. opts may be NULL. Returns 0 or -ENOMEM. */
+int sandbox_new(uv_loop_t *loop, struct hcs_backend *b, struct shim_events *events,
+                const struct sandbox_options *opts, struct sandbox **ret);
+
+/* Closes the VM (stopping it if it runs) and frees sb once the backend has let go of it;
+ * done (may be NULL) runs on the loop then. Accepts NULL (done runs at once). */
+void sandbox_close(struct sandbox *sb, sandbox_done_fn done, void *userdata);
+
+/* Creates the VM for sandbox id (borrowed, checked by ttrpc_valid_id) with bundle (may be
+ * NULL, else an absolute path). Errors at once: -EINVAL/-ENAMETOOLONG bad id or path, -EEXIST
+ * a sandbox exists, -ENOMEM; later through done: the backend's errors. */
+int sandbox_create(struct sandbox *sb, const char *id, const char *bundle, sandbox_done_fn done,
+                   void *userdata);
+/* Boots the created VM and connects its guest. Errors at once: -ENOENT no sandbox, -EBUSY not
+ * in created, -EAGAIN another call in flight. */
+int sandbox_start(struct sandbox *sb, sandbox_done_fn done, void *userdata);
+/* Stops the VM; 0 at once (done still called) when it is already stopped.
+ * Errors at once: -ENOENT no sandbox, -EAGAIN another call in flight. */
+int sandbox_stop(struct sandbox *sb, sandbox_done_fn done, void *userdata);
+/* fn runs once when the VM has stopped (at once if it has). Returns 0, -ENOENT, -ENOMEM. */
+int sandbox_wait(struct sandbox *sb, sandbox_exit_fn fn, void *userdata);
+/* Removes a waiter added by sandbox_wait (fn and userdata as given) that has not fired yet.
+ * Returns 0 or -ENOENT. */
+int sandbox_unwait(struct sandbox *sb, sandbox_exit_fn fn, void *userdata);
+/* Adds a permanent exit watcher (the task service's). Returns 0 or -ENOMEM. */
+int sandbox_on_exit(struct sandbox *sb, sandbox_exit_fn fn, void *userdata);
+
+/* Creates and boots the VM in one call when none exists (the first task of a shim started
+ * without the Sandbox API, as `ctr run` does); done(0) at once when it already runs. */
+int sandbox_ensure_running(struct sandbox *sb, const char *id, const char *bundle,
+                           sandbox_done_fn done, void *userdata);
+
+/* The tasks whose host-side view travels in a migration snapshot (borrowed; may stay NULL). */
+void sandbox_set_tasks(struct sandbox *sb, struct task_service *ts);
+/* The session that receives the VM's migration notifications (borrowed; NULL stops). */
+void sandbox_set_migration(struct sandbox *sb, struct mig_session *s);
+
+/* The session's sandbox operations over this sandbox (void *sb = struct sandbox *): the VM
+ * controller's save/import/transfer/finalize sequence plus the tasks' host-side view
+ * (SandboxSave in proto/sandbox.proto, envelope "type.ferry.dev/ferry.sandbox.save.v1.Payload"). */
+extern const struct migration_sandbox_ops sandbox_mig_ops;
+
+/* The VM controller (borrowed). */
+struct vm *sandbox_vm(struct sandbox *sb);
+
+/* "notready" (no VM), "creating", "created", "starting", "ready" (running), "stopping",
+ * "stopped", "migrating" (any of the VM's migration states). */
+const char *sandbox_state_name(const struct sandbox *sb);
+bool sandbox_running(const struct sandbox *sb);
+/* The sandbox id, or "" before create. */
+const char *sandbox_id(const struct sandbox *sb);
+/* The guest connection while running, else NULL. */
+struct guest_conn *sandbox_guest(const struct sandbox *sb);
+/* The controllers' environment (loop, system, guest, publisher); borrowed. */
+struct ctrl_env *sandbox_env(struct sandbox *sb);
+uint64_t sandbox_created_at_ns(const struct sandbox *sb);
+
+/* Registers the Sandbox service on srv, driving sb. shutdown(userdata) is called by
+ * ShutdownSandbox once the VM is stopped, to end the shim. All borrowed; they must outlive srv.
+ * Returns as ttrpc_server_register(). */
+int sandbox_service_register(struct ttrpc_server *srv, struct sandbox *sb, void (*shutdown)(void *),
+                             void *shutdown_userdata);
