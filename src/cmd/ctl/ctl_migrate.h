@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/* `ferryctl migrate` and `ferryctl watch`: the orchestration of a live migration between a
+ * source and a destination shim over the Migration service (proto/migration.proto), in the
+ * reference's documented order, with rollback (the source resumed) when a step fails. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CTL_MAX_CONTAINERS 16
+
+/* One container to carry over: its id on the source and the id it gets on the destination. */
+struct ctl_container_map {
+        const char *source_id;      /* borrowed */
+        const char *destination_id; /* borrowed; NULL = source_id */
+};
+
+enum ctl_transport {
+        CTL_TRANSPORT_TCP = 0, /* a loopback TCP connection (MEMORY_TRANSPORT_TCP) */
+        CTL_TRANSPORT_UNIX,    /* a unix socketpair */
+};
+
+struct ctl_migrate_opts {
+        const char *source;      /* source shim's ttrpc socket (borrowed) */
+        const char *destination; /* destination shim's ttrpc socket (borrowed) */
+        const char *session_id;  /* NULL: ferry-<pid>-<time> */
+        const char *sandbox_id;  /* the destination's sandbox id; NULL: the source's */
+        const char *bundle_dir;  /* where the destination bundles are written; NULL: tmp */
+        struct ctl_container_map containers[CTL_MAX_CONTAINERS];
+        size_t n_containers;
+        enum ctl_transport transport;
+        uint32_t timeout_s; /* the transfer's limit; 0 = 120 */
+        /* Cancel both sides: < 0 never, 0 as soon as both transfers started, N at pass N */
+        int64_t cancel_after_pass;
+        /* called on the loop with pass 0 once both transfers started, then each time the
+         * source reports a new pre-copy pass (tests use it to kill a shim mid-transfer); may
+         * be NULL */
+        void (*on_pass)(uint32_t pass, void *userdata);
+        void *userdata;
+        uint64_t t0_us; /* progress lines count from here; 0 = now */
+        bool json;      /* JSON lines instead of text */
+        bool quiet;     /* only the summary */
+};
+
+/* What happened, for the summary and the demo's checks. Times in microseconds. */
+struct ctl_migrate_result {
+        bool succeeded;              /* finalized: destination resumed, source stopped */
+        bool cancelled;              /* cancelled as asked (cancel_after_pass), source resumed */
+        bool resumed_on_destination; /* the destination's FinalizeSandbox(RESUME) succeeded:
+                                      * the pod runs there, whatever failed after */
+        bool rolled_back;            /* the source was resumed after a failure or cancel */
+        uint32_t passes;             /* pre-copy passes the source reported */
+        uint64_t bytes;              /* bytes the source reported sent */
+        /* BLACKOUT_EXITED: the source's (paused until the final pass was sent) and the
+         * destination's (until it resumed, so its finalize included) */
+        uint64_t blackout_ms;
+        uint64_t blackout_dst_ms;
+        /* as ferryctl saw it: the source's BLACKOUT_STARTED received to the destination's
+         * FinalizeSandbox(RESUME) answered; an upper bound of the time the pod ran nowhere */
+        uint64_t blackout_observed_us;
+        uint64_t dropped;     /* notifications the shims dropped for ferryctl */
+        uint64_t total_us;    /* first call to last answer */
+        uint64_t transfer_us; /* TransferSandbox to PHASE_DONE on both sides */
+        uint64_t step_us[10]; /* per step, indexed as ctl_step_name() */
+        char session_id[80];
+        char failure[512]; /* the first failure, "" when none */
+};
+
+/* The name of step i of ctl_migrate_result.step_us, or NULL past the last. */
+const char *ctl_step_name(size_t i);
+
+/* Runs the whole migration. Prints progress to stdout (opts->json: one JSON object per line)
+ * and errors to stderr. Returns 0 when it succeeded (or was cancelled as asked and the source
+ * resumed), else a negative errno; *res is always filled. */
+int ctl_migrate(const struct ctl_migrate_opts *opts, struct ctl_migrate_result *res);
+
+/* Prints the summary of res (text or JSON). */
+void ctl_migrate_print_summary(const struct ctl_migrate_result *res, bool json);
+
+/* `ferryctl migrate ...` and `ferryctl watch ...`: parse argv (after the command word) and run.
+ * Return the exit status. */
+int ctl_migrate_main(int argc, char **argv);
+int ctl_watch_main(const char *address, int argc, char **argv);
