@@ -134,6 +134,16 @@ static void on_note(struct hcs_system *sys, const struct hcs_notification *n, vo
         }
 }
 
+/* Notifications reach the loop through their own queue, possibly after the call's completion:
+ * run the loop until n has seen want events of kind ev (5 s at most), then once more so
+ * anything emitted with them has landed too. */
+static _unused_ void wait_note(struct notes *n, enum hcs_event ev, unsigned want)
+{
+        for (int ms = 0; ms < 5000 && n->count[ev] < want; ms++)
+                run_for_ms(1);
+        run_for_ms(1);
+}
+
 /* A compute document: mb of memory, rate dirty pages/s, SCSI controller 0 with the rootfs at
  * LUN 0, one Plan9 share, one NIC; migration_data (base64, may be "") makes it a destination. */
 static void make_doc(char *buf, size_t size, unsigned mb, unsigned cpus, uint64_t rate,

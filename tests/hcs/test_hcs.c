@@ -286,7 +286,8 @@ static void mig_setup(struct mig *m, unsigned mb, uint64_t rate, bool tcp, const
                 socket_pair(fds);
         assert_int_equal(SYNC(hcs_lm_start_source, m->src, fds[0], 42), 0);
         assert_int_equal(SYNC(hcs_lm_start_destination, m->dst, fds[1], 42), 0);
-        run_for_ms(1);
+        wait_note(&m->ns, HCS_EVENT_SETUP_DONE, 1);
+        wait_note(&m->nd, HCS_EVENT_SETUP_DONE, 1);
         assert_int_equal(m->ns.count[HCS_EVENT_SETUP_DONE], 1);
         assert_int_equal(m->nd.count[HCS_EVENT_SETUP_DONE], 1);
 }
@@ -380,7 +381,7 @@ static void migrate_and_check(bool tcp)
         assert_int_equal(SYNC(hcs_lm_finalize, m.src, false), 0);
         run_until(&ws.done, 5000);
         assert_int_equal(SYNC(hcs_lm_finalize, m.dst, true), 0);
-        run_for_ms(1);
+        wait_note(&m.nd, HCS_EVENT_MIGRATION_DONE, 1);
         assert_int_equal(m.nd.count[HCS_EVENT_MIGRATION_DONE], 1);
         assert_int_equal(m.nd.count[HCS_EVENT_BLACKOUT_EXITED], 1);
         assert_true(m.nd.blackout_us > 0);
@@ -462,7 +463,7 @@ static void test_cancel_after_initialize(void **state)
         run_until(&ri.done, 5000);
         assert_int_equal(SYNC(hcs_pause, sys), -EBUSY);
         assert_int_equal(SYNC(hcs_lm_cancel, sys), 0);
-        run_for_ms(1);
+        wait_note(&n, HCS_EVENT_RECOVERY_DONE, 1);
         assert_int_equal(n.count[HCS_EVENT_MIGRATION_FAILED], 1);
         assert_int_equal(n.fail_result, HCS_RESULT_CANCELLED);
         assert_int_equal(n.count[HCS_EVENT_RECOVERY_DONE], 1);
@@ -479,7 +480,7 @@ static void test_cancel_after_start(void **state)
         assert_int_equal(SYNC(hcs_lm_transfer, m.src), -EBUSY);
         assert_int_equal(SYNC(hcs_lm_cancel, m.dst), 0);
         assert_int_equal(SYNC(hcs_lm_transfer, m.dst), -EBUSY);
-        run_for_ms(1);
+        wait_note(&m.nd, HCS_EVENT_MIGRATION_FAILED, 1);
         assert_int_equal(m.nd.fail_result, HCS_RESULT_CANCELLED);
         assert_source_recovered(&m);
         assert_int_equal(SYNC(hcs_lm_finalize, m.dst, true), -EBUSY);
@@ -660,7 +661,7 @@ static void feed_destination(const void *bytes, size_t len, bool valid_hello, in
         run_until(&rd.done, 5000);
         assert_int_equal(rd.r, expect);
         close(fds[0]);
-        run_for_ms(1);
+        wait_note(&nd, HCS_EVENT_MIGRATION_FAILED, 1);
         assert_int_equal(nd.count[HCS_EVENT_MIGRATION_FAILED], 1);
         assert_int_equal(SYNC(hcs_lm_finalize, dst, true), -EBUSY);
         close_system(dst);
@@ -714,7 +715,7 @@ static void test_compat_mismatch(void **state)
         run_until(&rd.done, 10000);
         assert_int_equal(rs.r, -EINVAL);
         assert_int_equal(rd.r, -EINVAL);
-        run_for_ms(1);
+        wait_note(&ns, HCS_EVENT_MIGRATION_FAILED, 1);
         assert_int_equal(ns.fail_result, HCS_RESULT_DESTINATION_FAILED);
         assert_runs(src, true);
         close_system(src);
@@ -871,10 +872,7 @@ static void test_fault_points_hcs(void **state)
                         assert_int_equal(rs.r, -ETIMEDOUT);
                         run_until(&rd.done, 10000);
                         assert_true(rd.r == -ECONNRESET || rd.r == -EPIPE);
-                        /* notifications arrive on the loop after the result: wait for it */
-                        for (int ms = 0; ms < 5000 && !ns.count[HCS_EVENT_MIGRATION_FAILED]; ms++)
-                                run_for_ms(1);
-                        run_for_ms(1);
+                        wait_note(&ns, HCS_EVENT_MIGRATION_FAILED, 1);
                         assert_int_equal(ns.count[HCS_EVENT_MIGRATION_FAILED], 1);
                         assert_int_equal(ns.fail_error, -ETIMEDOUT);
                 } else if (strcmp(pt, "hcs.finalize") == 0) {
