@@ -8,10 +8,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include <json-c/json.h>
 
+#include "ctrl/common/guid.h"
 #include "guest/guest.h"
 #include "hcs/hcs.h"
 #include "network_fsm.h"
@@ -60,20 +60,6 @@ struct network {
         enum network_event add_done_ev, add_failed_ev; /* how adding ends: setup's or reset's */
         size_t rm_index;                               /* teardown/reset: the NIC being removed */
 };
-
-static int new_guid(char buf[NETWORK_ID_MAX])
-{
-        uint8_t b[16];
-        if (getrandom(b, sizeof(b), 0) != sizeof(b))
-                return -EIO;
-        b[6] = (b[6] & 0x0f) | 0x40; /* version 4 */
-        b[8] = (b[8] & 0x3f) | 0x80; /* RFC 4122 variant */
-        ferry_bprintf(buf, NETWORK_ID_MAX,
-                      "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-                      b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-                      b[13], b[14], b[15]);
-        return 0;
-}
 
 static bool id_ok(const char *s)
 {
@@ -244,7 +230,7 @@ static int add_step(struct network *n)
                 return 0;
         if (n->n_nics == NETWORK_MAX_ENDPOINTS)
                 return -ENOSPC;
-        int r = new_guid(n->cur_nic);
+        int r = ctrl_new_guid(n->cur_nic);
         if (r < 0)
                 return r;
         return started(host_nic(n, "Add", n->cur_nic, &n->eps[n->cursor], on_host_nic_added));

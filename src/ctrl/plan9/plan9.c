@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
 #include <json-c/json.h>
 
+#include "ctrl/common/guid.h"
 #include "guest/guest.h"
 #include "hcs/hcs.h"
 #include "plan9_mount_fsm.h"
@@ -92,20 +92,6 @@ struct p9_call {
         void *userdata;
         bool read_only;
 };
-
-static int new_guid(char buf[PLAN9_ID_LEN])
-{
-        uint8_t b[16];
-        if (getrandom(b, sizeof(b), 0) != sizeof(b))
-                return -EIO;
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        ferry_bprintf(buf, PLAN9_ID_LEN,
-                      "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-                      b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-                      b[13], b[14], b[15]);
-        return 0;
-}
 
 static bool in_flight(const struct fsm *m)
 {
@@ -643,7 +629,7 @@ int plan9_add(struct plan9 *p, const struct plan9_share_config *cfg, bool mount_
         _cleanup_free_ struct reservation *res = calloc(1, sizeof(*res));
         if (!res)
                 return -ENOMEM;
-        r = new_guid(res->id);
+        r = ctrl_new_guid(res->id);
         if (r < 0)
                 return r;
         bool fresh = !s;

@@ -8,10 +8,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include <json-c/json.h>
 
+#include "ctrl/common/guid.h"
 #include "guest/guest.h"
 #include "hcs/hcs.h"
 #include "save_vpci.pb-c.h"
@@ -43,20 +43,6 @@ struct vpci_call {
         ctrl_done_fn done; /* taken by an action that goes pending */
         void *userdata;
 };
-
-static int new_guid(char buf[VPCI_GUID_LEN])
-{
-        uint8_t b[16];
-        if (getrandom(b, sizeof(b), 0) != sizeof(b))
-                return -EIO;
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        ferry_bprintf(buf, VPCI_GUID_LEN,
-                      "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-                      b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-                      b[13], b[14], b[15]);
-        return 0;
-}
 
 static struct vpci_device *find_guid(const struct vpci *v, const char *guid)
 {
@@ -284,7 +270,7 @@ int vpci_reserve(struct vpci *v, const char *instance_id, uint32_t vf_index,
                 return -ENOMEM;
         int r;
         do /* a collision is next to impossible, but GUIDs must stay unique */
-                r = new_guid(d->guid);
+                r = ctrl_new_guid(d->guid);
         while (r == 0 && find_guid(v, d->guid));
         if (r < 0) {
                 free(d);

@@ -50,6 +50,12 @@ static int guest_lock(struct sim_vm *vm)
         return 0;
 }
 
+/* For a call whose arguments are valid (args_ok): takes the lock if the guest can take calls. */
+static int guest_call_lock(struct sim_vm *vm, bool args_ok)
+{
+        return args_ok ? guest_lock(vm) : -EINVAL;
+}
+
 static bool name_ok(const char *s)
 {
         return s && *s && strlen(s) < SIM_NAME_MAX;
@@ -190,9 +196,7 @@ int sim_guest_counters(struct sim_vm *vm, uint64_t *ret_request_id, uint32_t *re
 
 int sim_guest_create_container(struct sim_vm *vm, const char *id)
 {
-        if (!name_ok(id))
-                return -EINVAL;
-        int r = guest_lock(vm);
+        int r = guest_call_lock(vm, name_ok(id));
         if (r < 0)
                 return r;
         struct sim_guest *g = &vm->guest;
@@ -230,27 +234,33 @@ static int new_process_locked(struct sim_guest *g, const char *container, uint32
         return 0;
 }
 
-int sim_guest_start_container(struct sim_vm *vm, const char *id, uint32_t *ret_init_pid)
+/* Starts a process in container id, which must be in state want: a created container's first
+ * process is its init, and starting it makes the container run. */
+static int start_in_container(struct sim_vm *vm, const char *id, enum sim_container_state want,
+                              uint32_t *ret_pid)
 {
-        if (!name_ok(id))
-                return -EINVAL;
-        int r = guest_lock(vm);
+        int r = guest_call_lock(vm, name_ok(id));
         if (r < 0)
                 return r;
         struct sim_container *c = find_container(&vm->guest, id);
         uint32_t pid = 0;
         if (!c)
                 r = -ENOENT;
-        else if (c->state != SIM_CT_CREATED)
+        else if (c->state != want)
                 r = -EBUSY;
-        else if ((r = new_process_locked(&vm->guest, id, &pid)) == 0) {
+        else if ((r = new_process_locked(&vm->guest, id, &pid)) == 0 && want == SIM_CT_CREATED) {
                 c->state = SIM_CT_RUNNING;
                 c->init_pid = pid;
         }
         pthread_mutex_unlock(&vm->lock);
         if (r == 0)
-                *ret_init_pid = pid;
+                *ret_pid = pid;
         return r;
+}
+
+int sim_guest_start_container(struct sim_vm *vm, const char *id, uint32_t *ret_init_pid)
+{
+        return start_in_container(vm, id, SIM_CT_CREATED, ret_init_pid);
 }
 
 static bool fatal_signal(int sig)
@@ -295,9 +305,7 @@ int sim_guest_signal_container(struct sim_vm *vm, const char *id, int sig)
 
 int sim_guest_delete_container(struct sim_vm *vm, const char *id)
 {
-        if (!name_ok(id))
-                return -EINVAL;
-        int r = guest_lock(vm);
+        int r = guest_call_lock(vm, name_ok(id));
         if (r < 0)
                 return r;
         struct sim_guest *g = &vm->guest;
@@ -320,23 +328,7 @@ int sim_guest_delete_container(struct sim_vm *vm, const char *id)
 
 int sim_guest_start_process(struct sim_vm *vm, const char *container, uint32_t *ret_pid)
 {
-        if (!name_ok(container))
-                return -EINVAL;
-        int r = guest_lock(vm);
-        if (r < 0)
-                return r;
-        struct sim_container *c = find_container(&vm->guest, container);
-        uint32_t pid = 0;
-        if (!c)
-                r = -ENOENT;
-        else if (c->state != SIM_CT_RUNNING)
-                r = -EBUSY;
-        else
-                r = new_process_locked(&vm->guest, container, &pid);
-        pthread_mutex_unlock(&vm->lock);
-        if (r == 0)
-                *ret_pid = pid;
-        return r;
+        return start_in_container(vm, container, SIM_CT_RUNNING, ret_pid);
 }
 
 static int process_exit(struct sim_vm *vm, uint32_t pid, int code, bool signal)
@@ -418,6 +410,22 @@ static bool guest_path_taken(const struct sim_guest *g, const char *path)
         return false;
 }
 
+/* Takes a new mount of kind at guest_path (lock held); the caller fills in its source. */
+static int add_mount_locked(struct sim_guest *g, enum sim_mount_kind kind, const char *guest_path,
+                            struct sim_mount **ret)
+{
+        if (guest_path_taken(g, guest_path))
+                return -EEXIST;
+        if (g->n_mounts == SIM_GUEST_MAX_MOUNTS)
+                return -ENOSPC;
+        struct sim_mount *m = &g->mounts[g->n_mounts++];
+        memset(m, 0, sizeof(*m));
+        m->kind = kind;
+        ferry_strscpy(m->guest_path, guest_path, sizeof(m->guest_path));
+        *ret = m;
+        return 0;
+}
+
 int sim_guest_scsi_mount(struct sim_vm *vm, uint32_t controller, uint32_t lun,
                          const char *guest_path)
 {
@@ -428,20 +436,12 @@ int sim_guest_scsi_mount(struct sim_vm *vm, uint32_t controller, uint32_t lun,
         int r = guest_lock(vm);
         if (r < 0)
                 return r;
-        struct sim_guest *g = &vm->guest;
+        struct sim_mount *m;
         if (!vm->scsi[controller][lun].used)
                 r = -ENOENT;
-        else if (guest_path_taken(g, guest_path))
-                r = -EEXIST;
-        else if (g->n_mounts == SIM_GUEST_MAX_MOUNTS)
-                r = -ENOSPC;
-        else {
-                struct sim_mount *m = &g->mounts[g->n_mounts++];
-                memset(m, 0, sizeof(*m));
-                m->kind = SIM_MOUNT_SCSI;
+        else if ((r = add_mount_locked(&vm->guest, SIM_MOUNT_SCSI, guest_path, &m)) == 0) {
                 m->controller = controller;
                 m->lun = lun;
-                ferry_strscpy(m->guest_path, guest_path, sizeof(m->guest_path));
         }
         pthread_mutex_unlock(&vm->lock);
         return r;
@@ -449,9 +449,7 @@ int sim_guest_scsi_mount(struct sim_vm *vm, uint32_t controller, uint32_t lun,
 
 static int sim_guest_unmount(struct sim_vm *vm, enum sim_mount_kind kind, const char *guest_path)
 {
-        if (!path_ok(guest_path))
-                return -EINVAL;
-        int r = guest_lock(vm);
+        int r = guest_call_lock(vm, path_ok(guest_path));
         if (r < 0)
                 return r;
         struct sim_guest *g = &vm->guest;
@@ -488,25 +486,14 @@ static bool host_has(const struct sim_named *tab, size_t cap, const char *name)
 
 int sim_guest_plan9_mount(struct sim_vm *vm, const char *share, const char *guest_path)
 {
-        if (!name_ok(share) || !path_ok(guest_path))
-                return -EINVAL;
-        int r = guest_lock(vm);
+        int r = guest_call_lock(vm, name_ok(share) && path_ok(guest_path));
         if (r < 0)
                 return r;
-        struct sim_guest *g = &vm->guest;
+        struct sim_mount *m;
         if (!host_has(vm->shares, SIM_MAX_SHARES, share))
                 r = -ENOENT;
-        else if (guest_path_taken(g, guest_path))
-                r = -EEXIST;
-        else if (g->n_mounts == SIM_GUEST_MAX_MOUNTS)
-                r = -ENOSPC;
-        else {
-                struct sim_mount *m = &g->mounts[g->n_mounts++];
-                memset(m, 0, sizeof(*m));
-                m->kind = SIM_MOUNT_PLAN9;
+        else if ((r = add_mount_locked(&vm->guest, SIM_MOUNT_PLAN9, guest_path, &m)) == 0)
                 ferry_strscpy(m->share, share, sizeof(m->share));
-                ferry_strscpy(m->guest_path, guest_path, sizeof(m->guest_path));
-        }
         pthread_mutex_unlock(&vm->lock);
         return r;
 }
@@ -519,49 +506,45 @@ static bool list_has(char (*list)[SIM_NAME_MAX], size_t n, const char *s)
         return false;
 }
 
+/* Appends s to a list of at most cap names (lock held). */
+static int list_add(char (*list)[SIM_NAME_MAX], size_t *n, size_t cap, const char *s)
+{
+        if (list_has(list, *n, s))
+                return -EEXIST;
+        if (*n == cap)
+                return -ENOSPC;
+        ferry_strscpy(list[(*n)++], s, SIM_NAME_MAX);
+        return 0;
+}
+
 int sim_guest_vpci_ready(struct sim_vm *vm, const char *device_id)
 {
-        if (!name_ok(device_id))
-                return -EINVAL;
-        int r = guest_lock(vm);
+        int r = guest_call_lock(vm, name_ok(device_id));
         if (r < 0)
                 return r;
         struct sim_guest *g = &vm->guest;
         if (!host_has(vm->vpci, SIM_MAX_VPCI, device_id))
                 r = -ENOENT;
-        else if (list_has(g->vpci_ready, g->n_vpci_ready, device_id))
-                r = -EEXIST;
-        else if (g->n_vpci_ready == SIM_MAX_VPCI)
-                r = -ENOSPC;
         else
-                ferry_strscpy(g->vpci_ready[g->n_vpci_ready++], device_id, SIM_NAME_MAX);
+                r = list_add(g->vpci_ready, &g->n_vpci_ready, SIM_MAX_VPCI, device_id);
         pthread_mutex_unlock(&vm->lock);
         return r;
 }
 
 int sim_guest_netns_add(struct sim_vm *vm, const char *ns)
 {
-        if (!name_ok(ns))
-                return -EINVAL;
-        int r = guest_lock(vm);
+        int r = guest_call_lock(vm, name_ok(ns));
         if (r < 0)
                 return r;
         struct sim_guest *g = &vm->guest;
-        if (list_has(g->netns, g->n_netns, ns))
-                r = -EEXIST;
-        else if (g->n_netns == SIM_GUEST_MAX_NICS)
-                r = -ENOSPC;
-        else
-                ferry_strscpy(g->netns[g->n_netns++], ns, SIM_NAME_MAX);
+        r = list_add(g->netns, &g->n_netns, SIM_GUEST_MAX_NICS, ns);
         pthread_mutex_unlock(&vm->lock);
         return r;
 }
 
 int sim_guest_nic_add(struct sim_vm *vm, const char *ns, const char *nic_id)
 {
-        if (!name_ok(ns) || !name_ok(nic_id))
-                return -EINVAL;
-        int r = guest_lock(vm);
+        int r = guest_call_lock(vm, name_ok(ns) && name_ok(nic_id));
         if (r < 0)
                 return r;
         struct sim_guest *g = &vm->guest;
@@ -585,9 +568,7 @@ int sim_guest_nic_add(struct sim_vm *vm, const char *ns, const char *nic_id)
 
 int sim_guest_nic_remove(struct sim_vm *vm, const char *ns, const char *nic_id)
 {
-        if (!name_ok(ns) || !name_ok(nic_id))
-                return -EINVAL;
-        int r = guest_lock(vm);
+        int r = guest_call_lock(vm, name_ok(ns) && name_ok(nic_id));
         if (r < 0)
                 return r;
         struct sim_guest *g = &vm->guest;

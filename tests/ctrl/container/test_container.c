@@ -3,23 +3,15 @@
  * real process controller for its init and execs) on the sim backend: lifecycle, release and
  * its retry, rejections while frozen, save → import → patch → resume, bad envelopes,
  * teardown of an imported container, exactly-once TaskExit. */
-/* helpers.h brings helpers this test does not use */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "helpers.h"
-#pragma GCC diagnostic pop
+#include "fixture.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "ctrl/container/container.h"
-#include "guest/guest.h"
 #include "save_container.pb-c.h"
 
-static struct hcs_system *vm;
-static struct notes vm_notes;
-static struct guest_conn *conn;
-static struct ctrl_env env;
+static struct ctrl_fixture fx;
 
 /* Published events, by topic. */
 static int n_create, n_start, n_exit;
@@ -80,24 +72,7 @@ static int dev_release(void *ud, const char *id)
 
 static const struct container_devices hooks = {.repoint = dev_repoint, .release = dev_release};
 
-static void g_done(int r, uint64_t v, void *ud)
-{
-        struct result *x = ud;
-        x->done = true;
-        x->r = r;
-        x->value = v;
-}
-
-#define CALL(fn, ...)                                                                              \
-        ({                                                                                         \
-                struct result _x = {0};                                                            \
-                int _r = fn(__VA_ARGS__, on_done, &_x);                                            \
-                if (_r == 0) {                                                                     \
-                        run_until(&_x.done, 5000);                                                 \
-                        _r = _x.r;                                                                 \
-                }                                                                                  \
-                _r;                                                                                \
-        })
+#define CALL CTRL_CALL
 
 static int n_ended;
 static void on_end(struct container *c, void *ud)
@@ -108,13 +83,7 @@ static void on_end(struct container *c, void *ud)
 static int setup(void **state)
 {
         setup_loop(state);
-        memset(&vm_notes, 0, sizeof(vm_notes));
-        vm = running_system("cvm", 8, 0, &vm_notes);
-        struct result x = {0};
-        assert_int_equal(guest_connect(loop, vm, 4, g_done, &x, &conn), 0);
-        run_until(&x.done, 5000);
-        assert_int_equal(x.r, 0);
-        env = (struct ctrl_env){.loop = loop, .sys = vm, .guest = conn, .publish = on_publish};
+        fixture_up(&fx, loop, backend, "cvm", 0, on_publish);
         n_create = n_start = n_exit = n_ended = 0;
         memset(&dev, 0, sizeof(dev));
         return 0;
@@ -122,11 +91,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-        guest_close(conn);
-        conn = NULL;
-        run_for_ms(1);
-        close_system(vm);
-        vm = NULL;
+        fixture_down(&fx);
         return teardown_loop(state);
 }
 
@@ -140,7 +105,7 @@ static const struct container_disk mounts[] = {{"mnt-1", "/data", "/src/data.vhd
 static struct container *new_container(void)
 {
         struct container *c = NULL;
-        assert_int_equal(container_new(&env, &hooks, &c), 0);
+        assert_int_equal(container_new(&fx.env, &hooks, &c), 0);
         return c;
 }
 
@@ -219,7 +184,7 @@ static void test_lifecycle(void **state)
 
         /* the init exits: TaskExit once, Wait returns once */
         int64_t pid = container_pid(c);
-        assert_int_equal(guest_sim_exit_process(conn, (uint32_t)pid, 5), 0);
+        assert_int_equal(guest_sim_exit_process(fx.conn, (uint32_t)pid, 5), 0);
         run_for_ms(20);
         assert_string_equal(container_state_name(c), "stopped");
         assert_int_equal(n_exit, 2);
@@ -468,7 +433,7 @@ static void test_round_trip(void **state)
         assert_int_equal(n_create, 1);
         assert_int_equal(container_inspect(d), 0);
 
-        assert_int_equal(guest_sim_exit_process(conn, (uint32_t)pid, 0), 0);
+        assert_int_equal(guest_sim_exit_process(fx.conn, (uint32_t)pid, 0), 0);
         run_for_ms(20);
         assert_string_equal(container_state_name(d), "stopped");
         assert_int_equal(n_exit, 1);
@@ -599,7 +564,7 @@ static void test_source_rollback(void **state)
         assert_string_equal(container_state_name(c), "running");
         assert_false(process_is_frozen(container_process(c, "")));
         assert_int_equal(n_create, 0); /* a rollback republishes nothing */
-        assert_int_equal(guest_sim_exit_process(conn, (uint32_t)container_pid(c), 2), 0);
+        assert_int_equal(guest_sim_exit_process(fx.conn, (uint32_t)container_pid(c), 2), 0);
         run_for_ms(20);
         assert_int_equal(n_exit, 1);
         assert_string_equal(container_state_name(c), "stopped");
@@ -637,7 +602,7 @@ static void run_lifecycle_under_fault(const char *point, uint32_t nth)
         } else {
                 assert_true(r == -EIO || r == -EBUSY || r == -ENOENT);
         }
-        if (guest_sim_exit_process(conn, (uint32_t)(container_pid(c) > 0 ? container_pid(c) : 0),
+        if (guest_sim_exit_process(fx.conn, (uint32_t)(container_pid(c) > 0 ? container_pid(c) : 0),
                                    0) == 0)
                 run_for_ms(5);
         r = CALL(container_delete, c);
@@ -652,7 +617,7 @@ static void run_lifecycle_under_fault(const char *point, uint32_t nth)
         container_free(c);
         /* the guest container is gone either way: the next round can reuse the id */
         struct result x = {0};
-        assert_int_equal(guest_delete_container(conn, "sweep", g_done, &x), 0);
+        assert_int_equal(guest_delete_container(fx.conn, "sweep", fixture_guest_done, &x), 0);
         run_until(&x.done, 5000);
 }
 
@@ -675,23 +640,19 @@ static void test_fault_sweep(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_start_failure_replies_pid_minus_one, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_create_failure_is_invalid_then_deletable, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_release_retry_skips_released, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_in_flight_calls_are_aborted, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_frozen_rejections, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_save_refuses_execs_and_freezes_nothing, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_bad_envelopes_change_nothing, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_teardown_of_imported_never_resumed, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_source_rollback, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_patch_repoints_extra_scsi_mounts, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_fault_sweep, setup, teardown),
+            CTRL_TEST(test_lifecycle),
+            CTRL_TEST(test_start_failure_replies_pid_minus_one),
+            CTRL_TEST(test_create_failure_is_invalid_then_deletable),
+            CTRL_TEST(test_release_retry_skips_released),
+            CTRL_TEST(test_in_flight_calls_are_aborted),
+            CTRL_TEST(test_frozen_rejections),
+            CTRL_TEST(test_save_refuses_execs_and_freezes_nothing),
+            CTRL_TEST(test_round_trip),
+            CTRL_TEST(test_bad_envelopes_change_nothing),
+            CTRL_TEST(test_teardown_of_imported_never_resumed),
+            CTRL_TEST(test_source_rollback),
+            CTRL_TEST(test_patch_repoints_extra_scsi_mounts),
+            CTRL_TEST(test_fault_sweep),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,14 +14,9 @@
  *   - completions: the runner dispatches them itself, so the real init would lag behind; for
  *     a completion step that is taken, arrange() gives the container a fresh init brought, by
  *     its public calls, to the state that completion means (created, running, patched, …). */
-/* helpers.h brings helpers this test does not use */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "helpers.h"
-#pragma GCC diagnostic pop
+#include "fixture.h"
 
 #include "ctrl/process/process.h"
-#include "guest/guest.h"
 #include "mbt.h"
 #include "save_container.pb-c.h"
 #include "save_process.pb-c.h"
@@ -53,10 +48,7 @@ int __wrap_guest_io_relay(struct guest_conn *c, uint32_t pid, guest_done_fn done
 int __wrap_guest_signal_process(struct guest_conn *c, uint32_t pid, int sig, guest_done_fn done,
                                 void *ud);
 
-static struct hcs_system *vm;
-static struct notes vm_notes;
-static struct guest_conn *conn;
-static struct ctrl_env env;
+static struct ctrl_fixture fx;
 static ctrl_envelope *good_env;      /* a saved container with layers, a mount and its init */
 static ctrl_envelope *good_proc_env; /* that init's own envelope */
 static ctrl_envelope *saved;
@@ -66,13 +58,6 @@ static struct container_patch_opts patch_arg;
 static const char *paths[CONTAINER_LAYERS_MAX];
 static unsigned exec_seq;
 static int force_act; /* arrange's own calls: what every double answers (0: follow the step) */
-
-static void g_done(int r, uint64_t v, void *ud)
-{
-        struct result *x = ud;
-        x->done = true;
-        x->r = r;
-}
 
 /* ---- doubles ---- */
 
@@ -357,7 +342,7 @@ static void *event_arg(void *userdata, const struct mbt_step *st)
 static int make(void *userdata, struct fsm **ret_fsm)
 {
         struct container *c = NULL;
-        int r = container_new(&env, NULL, &c);
+        int r = container_new(&fx.env, NULL, &c);
         if (r == 0)
                 *ret_fsm = &c->fsm;
         return r;
@@ -417,21 +402,14 @@ static void make_envelopes(void)
 int main(int argc, char **argv)
 {
         setup_loop(NULL);
-        vm = running_system("mbtvm", 8, 0, &vm_notes);
-        struct result x = {0};
-        assert_int_equal(guest_connect(loop, vm, 4, g_done, &x, &conn), 0);
-        run_until(&x.done, 5000);
-        assert_int_equal(x.r, 0);
-        env = (struct ctrl_env){.loop = loop, .sys = vm, .guest = conn};
+        fixture_up(&fx, loop, backend, "mbtvm", 0, NULL);
         make_envelopes();
 
         int status = mbt_main(&container_mbt, &ops, argc, argv);
 
         ctrl_envelope_free(good_env);
         ctrl_envelope_free(good_proc_env);
-        guest_close(conn);
-        run_for_ms(5);
-        close_system(vm);
+        fixture_down(&fx);
         teardown_loop(NULL);
         return status;
 }

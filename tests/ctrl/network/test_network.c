@@ -3,29 +3,18 @@
  * backend: setup and teardown with the host adapters and guest NICs they make, failures at each
  * call landing in the spec's on_error targets, rejections while frozen, save -> import -> patch ->
  * resume -> reset, the reset retry of reference bug 17, and refused envelopes. */
-#include "../../hcs/helpers.h"
+#include "fixture.h"
 
 #include <pthread.h>
 
 #include "ctrl/network/network.h"
 #include "fsm/fsm.h"
 #include "network_fsm.h"
-#include "guest/guest.h"
 #include "save_network.pb-c.h"
 #include "save_vpci.pb-c.h"
 
-static struct hcs_system *vm;
-static struct notes vm_notes;
-static struct guest_conn *conn;
-static struct ctrl_env env;
+static struct ctrl_fixture fx;
 static unsigned lookups;
-
-static void g_done(int r, uint64_t v, void *ud)
-{
-        struct result *x = ud;
-        x->done = true;
-        x->r = r;
-}
 
 /* Host namespaces: the source's two endpoints (eth0 listed second, set up first), and the
  * destination namespaces of the reset tests. */
@@ -59,24 +48,14 @@ static int lookup(const char *ns, struct network_endpoint *eps, size_t max, void
 static int setup(void **state)
 {
         setup_loop(state);
-        memset(&vm_notes, 0, sizeof(vm_notes));
         lookups = 0;
-        vm = running_system("netvm", 8, 0, &vm_notes);
-        struct result x = {0};
-        assert_int_equal(guest_connect(loop, vm, 4, g_done, &x, &conn), 0);
-        run_until(&x.done, 5000);
-        assert_int_equal(x.r, 0);
-        env = (struct ctrl_env){.loop = loop, .sys = vm, .guest = conn};
+        fixture_up(&fx, loop, backend, "netvm", 0, NULL);
         return 0;
 }
 
 static int teardown(void **state)
 {
-        guest_close(conn);
-        conn = NULL;
-        run_for_ms(1);
-        close_system(vm);
-        vm = NULL;
+        fixture_down(&fx);
         return teardown_loop(state);
 }
 
@@ -84,23 +63,17 @@ static struct network *new_net(const char *ns)
 {
         struct network *n = NULL;
         struct network_options o = {.namespace_id = ns, .lookup = lookup};
-        assert_int_equal(network_new(&env, &o, &n), 0);
+        assert_int_equal(network_new(&fx.env, &o, &n), 0);
         assert_string_equal(network_state_name(n), "not_configured");
         return n;
 }
 
 /* Runs an async call to its done; returns done's result. */
-#define CALL(fn, n)                                                                                \
-        ({                                                                                         \
-                struct result _x = {0};                                                            \
-                assert_int_equal(fn(n, on_done, &_x), 0);                                          \
-                run_until(&_x.done, 5000);                                                         \
-                _x.r;                                                                              \
-        })
+#define CALL CTRL_SYNC
 
 static size_t host_nics(void)
 {
-        struct sim_vm *s = vm_of(vm);
+        struct sim_vm *s = vm_of(fx.vm);
         size_t c = 0;
         pthread_mutex_lock(&s->lock);
         for (size_t i = 0; i < SIM_MAX_NICS; i++)
@@ -111,19 +84,13 @@ static size_t host_nics(void)
 
 static bool host_has_nic(const char *id)
 {
-        struct sim_vm *s = vm_of(vm);
-        bool found = false;
-        pthread_mutex_lock(&s->lock);
-        for (size_t i = 0; i < SIM_MAX_NICS; i++)
-                found |= s->nics[i].used && strcmp(s->nics[i].name, id) == 0;
-        pthread_mutex_unlock(&s->lock);
-        return found;
+        return fixture_host_has(fx.vm, vm_of(fx.vm)->nics, SIM_MAX_NICS, id);
 }
 
 /* The guest's NICs; *ns_ok is false when one is outside namespace ns. */
 static size_t guest_nics(const char *ns, bool *ns_ok)
 {
-        struct sim_vm *s = vm_of(vm);
+        struct sim_vm *s = vm_of(fx.vm);
         pthread_mutex_lock(&s->lock);
         size_t c = s->guest.n_nics;
         *ns_ok = true;
@@ -135,7 +102,7 @@ static size_t guest_nics(const char *ns, bool *ns_ok)
 
 static bool guest_has_nic(const char *id)
 {
-        struct sim_vm *s = vm_of(vm);
+        struct sim_vm *s = vm_of(fx.vm);
         bool found = false;
         pthread_mutex_lock(&s->lock);
         for (size_t i = 0; i < s->guest.n_nics; i++)
@@ -148,12 +115,6 @@ static unsigned fsm_state_flags(const struct network *n)
 {
         const struct fsm *m = network_fsm(n);
         return m->machine->state_flags[fsm_state(m)];
-}
-
-static void arm(const char *point, uint32_t nth, int error)
-{
-        struct hcs_fault_spec f = {.nth = nth, .error = error};
-        assert_int_equal(hcs_fault_arm(point, &f), 0);
 }
 
 static struct network *configured_net(void)
@@ -249,7 +210,7 @@ static void test_setup_host_add_fails(void **state)
 {
         size_t before = host_nics();
         struct network *n = new_net("ns-src");
-        arm("hcs.modify", 2, -EIO); /* the second endpoint's host add */
+        fixture_fault("hcs.modify", 2, -EIO); /* the second endpoint's host add */
         assert_int_equal(CALL(network_setup, n), -EIO);
         assert_string_equal(network_state_name(n), "invalid");
         assert_int_equal(network_nic_count(n), 1); /* the failed one is not tracked */
@@ -267,7 +228,7 @@ static void test_setup_guest_add_fails_teardown_unwinds_host(void **state)
         size_t before = host_nics();
         bool ns_ok;
         struct network *n = new_net("ns-src");
-        arm("guest.nic_add", 1, -EIO);
+        fixture_fault("guest.nic_add", 1, -EIO);
         assert_int_equal(CALL(network_setup, n), -EIO);
         assert_string_equal(network_state_name(n), "invalid");
         assert_int_equal(network_nic_count(n), 1); /* host leg done: tracked */
@@ -284,13 +245,13 @@ static void test_teardown_partial_failure_retries(void **state)
 {
         size_t before = host_nics();
         struct network *n = configured_net();
-        arm("guest.nic_remove", 1, -EIO);
+        fixture_fault("guest.nic_remove", 1, -EIO);
         assert_int_equal(CALL(network_teardown, n), -EIO);
         assert_string_equal(network_state_name(n), "invalid");
         assert_int_equal(network_nic_count(n), 1); /* the other one went */
         assert_int_equal(host_nics(), before + 1);
 
-        arm("hcs.modify", 1, -EIO); /* host removal fails on the retry */
+        fixture_fault("hcs.modify", 1, -EIO); /* host removal fails on the retry */
         assert_int_equal(CALL(network_teardown, n), -EIO);
         assert_string_equal(network_state_name(n), "invalid");
         assert_int_equal(network_nic_count(n), 1);
@@ -435,7 +396,8 @@ static void test_reset_retry_removes_added_nics_on_both_legs(void **state)
         assert_int_equal(network_resume(dst), 0);
         size_t host_before = host_nics(); /* document's + the source's two */
 
-        arm("guest.nic_add", 2, -EIO); /* the second destination endpoint fails guest-side */
+        /* the second destination endpoint fails guest-side */
+        fixture_fault("guest.nic_add", 2, -EIO);
         assert_int_equal(CALL(network_reset, dst), -EIO);
         assert_string_equal(network_state_name(dst), "configured");
         assert_string_equal(network_patched_namespace_id(dst), "ns-dst2"); /* kept for retry */
@@ -574,7 +536,7 @@ static void test_setup_without_guest_namespaces(void **state)
 {
         size_t before = host_nics();
         bool ns_ok;
-        env.guest = NULL;
+        fx.env.guest = NULL;
         struct network *n = configured_net();
         assert_int_equal(network_nic_count(n), 2);
         assert_int_equal(host_nics(), before + 2);
@@ -598,7 +560,7 @@ static void test_setup_without_guest_namespaces(void **state)
         assert_int_equal(host_nics(), before);
         assert_int_equal(hcs_fault_calls("guest.nic_remove"), removes);
         network_free(n);
-        env.guest = conn;
+        fx.env.guest = fx.conn;
 }
 
 /* ---- every call in every state obeys the spec's table ------------------------------------ */
@@ -711,24 +673,20 @@ static void test_calls_follow_the_table(void **state)
 
 int main(void)
 {
-        (void)compat_b64; /* shared helpers this test does not need */
-        (void)on_blob;
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup_teardown(test_setup_teardown, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_rejections_outside_setup, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_setup_empty_namespace_invalid, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_setup_host_add_fails, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_setup_guest_add_fails_teardown_unwinds_host, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_teardown_partial_failure_retries, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_frozen_source, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_round_trip_and_reset, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_reset_retry_removes_added_nics_on_both_legs, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_import_rejects, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_reset_lookup_fails_at_once, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_setup_without_guest_namespaces, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_calls_follow_the_table, setup, teardown),
+            CTRL_TEST(test_setup_teardown),
+            CTRL_TEST(test_rejections_outside_setup),
+            CTRL_TEST(test_setup_empty_namespace_invalid),
+            CTRL_TEST(test_setup_host_add_fails),
+            CTRL_TEST(test_setup_guest_add_fails_teardown_unwinds_host),
+            CTRL_TEST(test_teardown_partial_failure_retries),
+            CTRL_TEST(test_frozen_source),
+            CTRL_TEST(test_round_trip_and_reset),
+            CTRL_TEST(test_reset_retry_removes_added_nics_on_both_legs),
+            CTRL_TEST(test_import_rejects),
+            CTRL_TEST(test_reset_lookup_fails_at_once),
+            CTRL_TEST(test_setup_without_guest_namespaces),
+            CTRL_TEST(test_calls_follow_the_table),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

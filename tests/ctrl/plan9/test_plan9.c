@@ -4,39 +4,22 @@
  * guest mount, the host and guest calls made (once per share), failures at each call landing in
  * the specs' on_error targets and draining, retries, calls refused while in flight, and the
  * save / import / patch / resume of a controller that may only migrate empty. */
-#include "../../hcs/helpers.h"
+#include "fixture.h"
 
 #include <pthread.h>
 
 #include "ctrl/plan9/plan9.h"
-#include "guest/guest.h"
 #include "save_plan9.pb-c.h"
 #include "save_vpci.pb-c.h"
 
-static struct hcs_system *vm;
-static struct notes vm_notes;
-static struct guest_conn *conn;
-static struct ctrl_env env;
+static struct ctrl_fixture fx;
 static struct plan9 *p9;
-
-static void g_done(int r, uint64_t val, void *ud)
-{
-        struct result *x = ud;
-        x->done = true;
-        x->r = r;
-}
 
 static int setup_policy(bool no_writable)
 {
         setup_loop(NULL);
-        memset(&vm_notes, 0, sizeof(vm_notes));
-        vm = running_system("p9vm", 8, 0, &vm_notes);
-        struct result x = {0};
-        assert_int_equal(guest_connect(loop, vm, 4, g_done, &x, &conn), 0);
-        run_until(&x.done, 5000);
-        assert_int_equal(x.r, 0);
-        env = (struct ctrl_env){.loop = loop, .sys = vm, .guest = conn};
-        assert_int_equal(plan9_new(&env, no_writable, &p9), 0);
+        fixture_up(&fx, loop, backend, "p9vm", 0, NULL);
+        assert_int_equal(plan9_new(&fx.env, no_writable, &p9), 0);
         return 0;
 }
 
@@ -53,36 +36,20 @@ static int setup_no_writable(void **state)
 static int teardown(void **state)
 {
         p9 = plan9_free(p9);
-        guest_close(conn);
-        conn = NULL;
-        run_for_ms(1);
-        close_system(vm);
-        vm = NULL;
+        fixture_down(&fx);
         return teardown_loop(state);
 }
 
-#define CALL(fn, id)                                                                               \
-        ({                                                                                         \
-                struct result _x = {0};                                                            \
-                assert_int_equal(fn(p9, id, on_done, &_x), 0);                                     \
-                run_until(&_x.done, 5000);                                                         \
-                _x.r;                                                                              \
-        })
+#define CALL(fn, id) CTRL_SYNC(fn, p9, id)
 
 static bool host_share(const char *name)
 {
-        struct sim_vm *s = vm_of(vm);
-        bool found = false;
-        pthread_mutex_lock(&s->lock);
-        for (size_t i = 0; i < SIM_MAX_SHARES; i++)
-                found |= s->shares[i].used && strcmp(s->shares[i].name, name) == 0;
-        pthread_mutex_unlock(&s->lock);
-        return found;
+        return fixture_host_has(fx.vm, vm_of(fx.vm)->shares, SIM_MAX_SHARES, name);
 }
 
 static bool guest_mounted(const char *path)
 {
-        struct sim_vm *s = vm_of(vm);
+        struct sim_vm *s = vm_of(fx.vm);
         bool found = false;
         pthread_mutex_lock(&s->lock);
         for (size_t i = 0; i < s->guest.n_mounts; i++)
@@ -90,12 +57,6 @@ static bool guest_mounted(const char *path)
                          strcmp(s->guest.mounts[i].guest_path, path) == 0;
         pthread_mutex_unlock(&s->lock);
         return found;
-}
-
-static void arm(const char *point, uint32_t nth, int error)
-{
-        struct hcs_fault_spec f = {.nth = nth, .error = error};
-        assert_int_equal(hcs_fault_arm(point, &f), 0);
 }
 
 static const struct plan9_share_config ro_dir = {.host_path = "/srv/a", .read_only = true};
@@ -202,7 +163,7 @@ static void test_host_add_fails_all_drain(void **state)
         assert_int_equal(plan9_add(p9, &ro_dir, true, a), 0);
         assert_int_equal(plan9_add(p9, &ro_dir, true, b), 0);
         uint64_t mounts = hcs_fault_calls("guest.plan9_mount");
-        arm("hcs.modify", 1, -EIO);
+        fixture_fault("hcs.modify", 1, -EIO);
         assert_int_equal(CALL(plan9_mount, a), -EIO);
         assert_string_equal(plan9_share_state(p9, a), "invalid");
         assert_int_equal(hcs_fault_calls("guest.plan9_mount"), mounts); /* no guest mount */
@@ -225,7 +186,7 @@ static void test_guest_mount_fails_then_cleanup(void **state)
         char a[PLAN9_ID_LEN], b[PLAN9_ID_LEN];
         assert_int_equal(plan9_add(p9, &ro_dir, true, a), 0);
         assert_int_equal(plan9_add(p9, &ro_dir, true, b), 0);
-        arm("guest.plan9_mount", 1, -EIO);
+        fixture_fault("guest.plan9_mount", 1, -EIO);
         assert_int_equal(CALL(plan9_mount, a), -EIO);
         assert_string_equal(plan9_share_state(p9, a), "added");
         assert_string_equal(plan9_mount_state(p9, a), "invalid");
@@ -247,7 +208,7 @@ static void test_guest_unmount_fails_retryable(void **state)
         char a[PLAN9_ID_LEN];
         assert_int_equal(plan9_add(p9, &ro_dir, true, a), 0);
         assert_int_equal(CALL(plan9_mount, a), 0);
-        arm("guest.plan9_unmount", 1, -EIO);
+        fixture_fault("guest.plan9_unmount", 1, -EIO);
         assert_int_equal(CALL(plan9_unmount, a), -EIO);
         assert_int_equal(plan9_reservation_count(p9), 1);
         assert_string_equal(plan9_mount_state(p9, a), "mounted");
@@ -264,7 +225,7 @@ static void test_host_remove_fails_retry_skips_unmount(void **state)
         char a[PLAN9_ID_LEN];
         assert_int_equal(plan9_add(p9, &ro_dir, true, a), 0);
         assert_int_equal(CALL(plan9_mount, a), 0);
-        arm("hcs.modify", 1, -EIO);
+        fixture_fault("hcs.modify", 1, -EIO);
         assert_int_equal(CALL(plan9_unmount, a), -EIO);
         assert_int_equal(plan9_reservation_count(p9), 1);
         assert_string_equal(plan9_share_state(p9, a), "added");
@@ -345,7 +306,7 @@ static void test_save_import_patch_resume(void **state)
 
         assert_int_equal(plan9_save(p9, &e), 0);
         assert_string_equal(e->type_url, "type.ferry.dev/ferry.plan9.save.v1.Payload");
-        assert_int_equal(plan9_new(&env, false, &dst), 0);
+        assert_int_equal(plan9_new(&fx.env, false, &dst), 0);
         assert_int_equal(plan9_import(dst, NULL), -EINVAL);
         Ferry__Vpci__Save__V1__Payload vp = FERRY__VPCI__SAVE__V1__PAYLOAD__INIT;
         vp.schema_version = 1;
@@ -385,17 +346,17 @@ static void test_actions_fail_at_once(void **state)
         char a[PLAN9_ID_LEN], b[PLAN9_ID_LEN];
         struct result x = {0};
         assert_int_equal(plan9_add(p9, &ro_dir, true, a), 0);
-        env.sys = NULL; /* host add refused at once: the first step, so the call fails */
+        fx.env.sys = NULL; /* host add refused at once: the first step, so the call fails */
         assert_int_equal(plan9_mount(p9, a, on_done, &x), -ENXIO);
         assert_false(x.done);
         assert_string_equal(plan9_share_state(p9, a), "reserved");
-        env.sys = vm;
+        fx.env.sys = fx.vm;
 
-        env.guest = NULL; /* the guest mount fails at once after the share was added */
+        fx.env.guest = NULL; /* the guest mount fails at once after the share was added */
         assert_int_equal(CALL(plan9_mount, a), -ENOTCONN);
         assert_string_equal(plan9_share_state(p9, a), "added");
         assert_string_equal(plan9_mount_state(p9, a), "reserved");
-        env.guest = conn;
+        fx.env.guest = fx.conn;
         assert_int_equal(CALL(plan9_mount, a), 0);
         assert_string_equal(plan9_mount_state(p9, a), "mounted");
 
@@ -404,17 +365,17 @@ static void test_actions_fail_at_once(void **state)
         assert_int_equal(plan9_reservation_count(p9), 1);
         assert_string_equal(plan9_share_state(p9, a), "added");
 
-        env.guest = NULL; /* the guest unmount fails at once: still mounted */
+        fx.env.guest = NULL; /* the guest unmount fails at once: still mounted */
         assert_int_equal(plan9_unmount(p9, a, on_done, &x), -ENOTCONN);
         assert_string_equal(plan9_mount_state(p9, a), "mounted");
         assert_int_equal(plan9_mount_refcount(p9, a), 1);
-        env.guest = conn;
+        fx.env.guest = fx.conn;
 
-        env.sys = NULL; /* unmounted, then the host removal fails at once */
+        fx.env.sys = NULL; /* unmounted, then the host removal fails at once */
         assert_int_equal(CALL(plan9_unmount, a), -ENXIO);
         assert_string_equal(plan9_share_state(p9, a), "added");
         assert_null(plan9_mount_state(p9, a));
-        env.sys = vm;
+        fx.env.sys = fx.vm;
         assert_int_equal(CALL(plan9_unmount, a), 0);
         assert_false(host_share("0"));
         assert_int_equal(plan9_share_count(p9), 0);
@@ -423,23 +384,19 @@ static void test_actions_fail_at_once(void **state)
 
 int main(void)
 {
-        (void)compat_b64; /* shared helpers this test does not need */
-        (void)on_blob;
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup_teardown(test_lifecycle_refcounts, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_reserve_rules, setup, teardown),
+            CTRL_TEST(test_lifecycle_refcounts),
+            CTRL_TEST(test_reserve_rules),
             cmocka_unit_test_setup_teardown(test_writable_denied_by_policy, setup_no_writable,
                                             teardown),
-            cmocka_unit_test_setup_teardown(test_host_add_fails_all_drain, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_guest_mount_fails_then_cleanup, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_guest_unmount_fails_retryable, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_host_remove_fails_retry_skips_unmount, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(
-                test_remove_keeps_reserved_share_with_other_reservations, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_in_flight_aborts, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_save_import_patch_resume, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_actions_fail_at_once, setup, teardown),
+            CTRL_TEST(test_host_add_fails_all_drain),
+            CTRL_TEST(test_guest_mount_fails_then_cleanup),
+            CTRL_TEST(test_guest_unmount_fails_retryable),
+            CTRL_TEST(test_host_remove_fails_retry_skips_unmount),
+            CTRL_TEST(test_remove_keeps_reserved_share_with_other_reservations),
+            CTRL_TEST(test_in_flight_aborts),
+            CTRL_TEST(test_save_import_patch_resume),
+            CTRL_TEST(test_actions_fail_at_once),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,25 +3,10 @@
  * sim backend: lifecycle, save freezing everything, a failed save rolling back, the full
  * source → destination migration of a pod (import, patch in any order, resume after the VM),
  * source rollback, and teardown of an imported pod reporting its tasks' exits. */
-#include <errno.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cmocka.h>
+#include "fixture.h"
 
 #include "ctrl/pod/pod.h"
 #include "ctrl/vm/vm.h"
-#include "guest/guest.h"
-#include "hcs/fault.h"
-#include "util/util.h"
-
-static uv_loop_t *loop;
-static struct hcs_backend *backend;
 
 struct res {
         bool done;
@@ -35,37 +20,6 @@ static void on_res(int r, void *ud)
         x->done = true;
         x->r = r;
         x->calls++;
-}
-
-static void tick_cb(uv_timer_t *t)
-{
-}
-
-static void run_until_at(const bool *flag, uint64_t ms, const char *file, int line)
-{
-        uv_timer_t t;
-        uv_timer_init(loop, &t);
-        uv_timer_start(&t, tick_cb, 5, 5);
-        uint64_t deadline = ferry_now_us() + ms * 1000;
-        while (!*flag && ferry_now_us() < deadline)
-                uv_run(loop, UV_RUN_ONCE);
-        uv_close((uv_handle_t *)&t, NULL);
-        uv_run(loop, UV_RUN_NOWAIT);
-        _assert_true(*flag, "callback within the timeout", file, line);
-}
-#define run_until(flag, ms) run_until_at(flag, ms, __FILE__, __LINE__)
-
-static void run_for_ms(uint64_t ms)
-{
-        bool never = false;
-        uv_timer_t t;
-        uv_timer_init(loop, &t);
-        uv_timer_start(&t, tick_cb, 2, 2);
-        uint64_t deadline = ferry_now_us() + ms * 1000;
-        while (!never && ferry_now_us() < deadline)
-                uv_run(loop, UV_RUN_ONCE);
-        uv_close((uv_handle_t *)&t, NULL);
-        uv_run(loop, UV_RUN_NOWAIT);
 }
 
 #define CALL(fn, ...)                                                                              \
@@ -109,7 +63,7 @@ static int lookup(const char *ns, struct network_endpoint *eps, size_t max, void
         return max >= 1 ? 1 : -ENOSPC;
 }
 
-static void make_doc(char *buf, size_t size)
+static void vm_doc(char *buf, size_t size)
 {
         ssize_t r = ferry_bprintf(
             buf, size,
@@ -125,7 +79,7 @@ static struct vm *running_vm(const char *id)
 {
         char doc[1024];
         struct vm *vm = NULL;
-        make_doc(doc, sizeof(doc));
+        vm_doc(doc, sizeof(doc));
         assert_int_equal(vm_new(loop, backend, id, &vm), 0);
         assert_int_equal(CALL(vm_create, vm, id, doc), 0);
         assert_int_equal(CALL(vm_start, vm), 0);
@@ -179,29 +133,6 @@ static void free_pod(struct pod *p)
 {
         for (int i = 0; i < 1000 && pod_free(p); i++)
                 run_for_ms(2);
-}
-
-static int setup(void **state)
-{
-        hcs_fault_reset();
-        loop = calloc(1, sizeof(*loop));
-        assert_non_null(loop);
-        assert_int_equal(uv_loop_init(loop), 0);
-        assert_int_equal(hcs_backend_open(loop, "sim", "{}", &backend), 0);
-        return 0;
-}
-
-static int teardown(void **state)
-{
-        hcs_fault_reset();
-        backend = hcs_backend_free(backend);
-        if (backend)
-                return -1;
-        uv_run(loop, UV_RUN_DEFAULT);
-        assert_int_equal(uv_loop_close(loop), 0);
-        free(loop);
-        loop = NULL;
-        return 0;
 }
 
 /* ---- tests ------------------------------------------------------------------------------ */
@@ -318,7 +249,7 @@ static void migrate_vms(struct side *src, struct side *dst, const ctrl_envelope 
         assert_int_equal(CALL(vm_create_destination, dst->vm, "dst", NULL), 0);
         assert_int_equal(CALL(vm_patch, dst->vm), 0);
         int fds[2];
-        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+        socket_pair(fds);
         assert_int_equal(CALL(vm_start_destination, dst->vm, fds[1], 5), 0);
         assert_int_equal(CALL(vm_start_source, src->vm, fds[0], 5), 0);
         struct res rs = {0}, rd = {0};
@@ -333,6 +264,17 @@ static void migrate_vms(struct side *src, struct side *dst, const ctrl_envelope 
         assert_int_equal(CALL(vm_finalize, keep, true), 0);
         assert_int_equal(CALL(vm_finalize, drop, false), 0);
         assert_string_equal(vm_state_name(drop), "terminated");
+}
+
+/* Frees both sides of a migration and the envelopes it carried. */
+static void free_sides(struct side *s, struct side *d, ctrl_envelope *penv, ctrl_envelope *venv)
+{
+        ctrl_envelope_free(penv);
+        ctrl_envelope_free(venv);
+        free_pod(s->pod);
+        free_pod(d->pod);
+        destroy_vm(s->vm);
+        destroy_vm(d->vm);
 }
 
 static void test_migrate_pod(void **state)
@@ -409,12 +351,7 @@ static void test_migrate_pod(void **state)
         assert_string_equal(pod_state_name(s.pod), "terminated");
         assert_int_equal(s.ev.exit, 2);
 
-        ctrl_envelope_free(penv);
-        ctrl_envelope_free(venv);
-        free_pod(s.pod);
-        free_pod(d.pod);
-        destroy_vm(s.vm);
-        destroy_vm(d.vm);
+        free_sides(&s, &d, penv, venv);
 }
 
 static void test_rollback_after_transfer(void **state)
@@ -443,12 +380,7 @@ static void test_rollback_after_transfer(void **state)
         assert_int_equal(CALL(pod_teardown, d.pod), 0);
         assert_string_equal(pod_state_name(d.pod), "terminated");
         assert_int_equal(d.ev.exit, 2);
-        ctrl_envelope_free(penv);
-        ctrl_envelope_free(venv);
-        free_pod(s.pod);
-        free_pod(d.pod);
-        destroy_vm(s.vm);
-        destroy_vm(d.vm);
+        free_sides(&s, &d, penv, venv);
 }
 
 static void test_import_is_atomic(void **state)
@@ -532,14 +464,13 @@ static void test_patch_chained_from_done(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_save_freezes_and_rolls_back, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_partial_save_leaves_nothing_frozen, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_migrate_pod, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_rollback_after_transfer, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_import_is_atomic, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_patch_chained_from_done, setup, teardown),
+            CTRL_LOOP_TEST(test_lifecycle),
+            CTRL_LOOP_TEST(test_save_freezes_and_rolls_back),
+            CTRL_LOOP_TEST(test_partial_save_leaves_nothing_frozen),
+            CTRL_LOOP_TEST(test_migrate_pod),
+            CTRL_LOOP_TEST(test_rollback_after_transfer),
+            CTRL_LOOP_TEST(test_import_is_atomic),
+            CTRL_LOOP_TEST(test_patch_chained_from_done),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,22 +3,14 @@
  * backend: a created and started VM, a connected guest, a guest container to run in.
  * Lifecycle, rejections while frozen or busy, save → import → patch → resume, foreign and
  * corrupt envelopes, exactly-once exits, teardown of an imported process. */
-/* helpers.h brings helpers this test does not use */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "helpers.h"
-#pragma GCC diagnostic pop
+#include "fixture.h"
 
 #include <sys/stat.h>
 
 #include "ctrl/process/process.h"
-#include "guest/guest.h"
 #include "save_process.pb-c.h"
 
-static struct hcs_system *vm;
-static struct notes vm_notes;
-static struct guest_conn *conn;
-static struct ctrl_env env;
+static struct ctrl_fixture fx;
 static char tmpdir[64];
 
 /* Published events. */
@@ -33,34 +25,7 @@ static void on_publish(const char *topic, const char *body, void *ud)
         ferry_strscpy(last_body, body, sizeof(last_body));
 }
 
-static void g_done(int r, uint64_t v, void *ud)
-{
-        struct result *x = ud;
-        x->done = true;
-        x->r = r;
-        x->value = v;
-}
-
-#define GSYNC(fn, ...)                                                                             \
-        ({                                                                                         \
-                struct result _x = {0};                                                            \
-                assert_int_equal(fn(__VA_ARGS__, g_done, &_x), 0);                                 \
-                run_until(&_x.done, 5000);                                                         \
-                _x.r;                                                                              \
-        })
-
-/* A controller call with done: 0 when taken, then the loop runs until done. Returns the call's
- * refusal or done's result. */
-#define CALL(fn, ...)                                                                              \
-        ({                                                                                         \
-                struct result _x = {0};                                                            \
-                int _r = fn(__VA_ARGS__, on_done, &_x);                                            \
-                if (_r == 0) {                                                                     \
-                        run_until(&_x.done, 5000);                                                 \
-                        _r = _x.r;                                                                 \
-                }                                                                                  \
-                _r;                                                                                \
-        })
+#define CALL CTRL_CALL
 
 struct exits {
         int calls;
@@ -79,13 +44,7 @@ static void on_exit_rec(struct process *p, int code, uint64_t at, void *ud)
 static int setup(void **state)
 {
         setup_loop(state);
-        memset(&vm_notes, 0, sizeof(vm_notes));
-        vm = running_system("pvm", 8, 0, &vm_notes);
-        struct result x = {0};
-        assert_int_equal(guest_connect(loop, vm, 4, g_done, &x, &conn), 0);
-        run_until(&x.done, 5000);
-        assert_int_equal(x.r, 0);
-        env = (struct ctrl_env){.loop = loop, .sys = vm, .guest = conn, .publish = on_publish};
+        fixture_up(&fx, loop, backend, "pvm", 0, on_publish);
         n_published = 0;
         ferry_strscpy(tmpdir, "/tmp/ferry-proc-XXXXXX", sizeof(tmpdir));
         assert_non_null(mkdtemp(tmpdir));
@@ -97,27 +56,23 @@ static int teardown(void **state)
         char cmd[128];
         ferry_bprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
         assert_int_equal(system(cmd), 0);
-        guest_close(conn);
-        conn = NULL;
-        run_for_ms(1);
-        close_system(vm);
-        vm = NULL;
+        fixture_down(&fx);
         return teardown_loop(state);
 }
 
 static struct process *new_proc(const char *cid, const char *exec)
 {
         struct process *p = NULL;
-        assert_int_equal(process_new(&env, cid, cid, exec, 0, &p), 0);
+        assert_int_equal(process_new(&fx.env, cid, cid, exec, 0, &p), 0);
         return p;
 }
 
 /* A guest container "cid" that exists (and runs, for execs). */
 static void guest_container(const char *cid, bool start)
 {
-        assert_int_equal(GSYNC(guest_create_container, conn, cid), 0);
+        assert_int_equal(GSYNC(guest_create_container, fx.conn, cid), 0);
         if (start)
-                assert_int_equal(GSYNC(guest_start_container, conn, cid), 0);
+                assert_int_equal(GSYNC(guest_start_container, fx.conn, cid), 0);
 }
 
 static const struct process_create_opts no_io = {.bundle = "/run/b1"};
@@ -162,7 +117,7 @@ static void test_init_lifecycle_exit_reported_once(void **state)
         assert_int_equal(process_status(p), PROCESS_STATUS_RUNNING);
         assert_int_equal(process_exit_code(p), 255);
 
-        assert_int_equal(guest_sim_exit_process(conn, (uint32_t)process_pid(p), 7), 0);
+        assert_int_equal(guest_sim_exit_process(fx.conn, (uint32_t)process_pid(p), 7), 0);
         run_for_ms(20);
         assert_int_equal(hook.calls, 1);
         assert_int_equal(hook.code, 7);
@@ -478,7 +433,7 @@ static void test_save_import_patch_resume_round_trip(void **state)
         assert_int_equal(CALL(process_resume, dst), 0);
         /* guest-side id unchanged; the live process is the same */
         assert_int_equal(process_pid(dst), pid);
-        assert_int_equal(guest_sim_exit_process(conn, (uint32_t)pid, 3), 0);
+        assert_int_equal(guest_sim_exit_process(fx.conn, (uint32_t)pid, 3), 0);
         run_for_ms(20);
         assert_int_equal(hook.calls, 1);
         assert_int_equal(hook.code, 3);
@@ -529,7 +484,7 @@ static void test_source_rollback_keeps_single_reporter(void **state)
         uint32_t ports[3];
         process_relay_ports(p, ports, NULL);
         assert_int_equal(ports[0], 0);
-        assert_int_equal(guest_sim_exit_process(conn, (uint32_t)process_pid(p), 9), 0);
+        assert_int_equal(guest_sim_exit_process(fx.conn, (uint32_t)process_pid(p), 9), 0);
         run_for_ms(20);
         assert_int_equal(hook.calls, 1);
         assert_int_equal(hook.code, 9);
@@ -544,12 +499,12 @@ static void test_rollback_after_reconnect_reports_once(void **state)
         struct exits hook = {0};
         process_set_exit_hook(p, on_exit_rec, &hook);
         ctrl_envelope *e = save_ok(p);
-        assert_int_equal(GSYNC(guest_reconnect, conn, vm, 4), 0);
+        assert_int_equal(GSYNC(guest_reconnect, fx.conn, fx.vm, 4), 0);
         run_for_ms(5);
         assert_int_equal(hook.calls, 0);
         assert_string_equal(process_state_name(p), "source_migrating");
         assert_int_equal(CALL(process_resume, p), 0);
-        assert_int_equal(guest_sim_exit_process(conn, (uint32_t)process_pid(p), 4), 0);
+        assert_int_equal(guest_sim_exit_process(fx.conn, (uint32_t)process_pid(p), 4), 0);
         run_for_ms(20);
         assert_int_equal(hook.calls, 1);
         assert_int_equal(hook.code, 4);
@@ -570,7 +525,7 @@ static void test_exit_during_blackout_reported_after_resume(void **state)
         assert_int_equal(CALL(process_patch, dst, &po), 0);
         /* the source's watch sees it too; it is the source's own, frozen record */
         process_free(src);
-        assert_int_equal(guest_sim_exit_process(conn, (uint32_t)pid, 21), 0);
+        assert_int_equal(guest_sim_exit_process(fx.conn, (uint32_t)pid, 21), 0);
         struct exits hook = {0};
         process_set_exit_hook(dst, on_exit_rec, &hook);
         assert_int_equal(CALL(process_resume, dst), 0);
@@ -674,30 +629,23 @@ static void test_free_with_operation_in_flight(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup_teardown(test_init_lifecycle_exit_reported_once, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_exec_publishes_its_exit_once, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_kill_and_delete_before_start, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_create_with_fifos_and_close_io, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_start_failure_replies_pid_minus_one, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_resize, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_in_flight_calls_are_aborted, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_frozen_rejections, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_import_sets_exit_code_255, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_save_import_patch_resume_round_trip, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_exec_round_trip_keeps_spec, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_source_rollback_keeps_single_reporter, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_rollback_after_reconnect_reports_once, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_exit_during_blackout_reported_after_resume, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_bad_envelopes_change_nothing, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_teardown_of_imported_never_resumed, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_free_with_operation_in_flight, setup, teardown),
+            CTRL_TEST(test_init_lifecycle_exit_reported_once),
+            CTRL_TEST(test_exec_publishes_its_exit_once),
+            CTRL_TEST(test_kill_and_delete_before_start),
+            CTRL_TEST(test_create_with_fifos_and_close_io),
+            CTRL_TEST(test_start_failure_replies_pid_minus_one),
+            CTRL_TEST(test_resize),
+            CTRL_TEST(test_in_flight_calls_are_aborted),
+            CTRL_TEST(test_frozen_rejections),
+            CTRL_TEST(test_import_sets_exit_code_255),
+            CTRL_TEST(test_save_import_patch_resume_round_trip),
+            CTRL_TEST(test_exec_round_trip_keeps_spec),
+            CTRL_TEST(test_source_rollback_keeps_single_reporter),
+            CTRL_TEST(test_rollback_after_reconnect_reports_once),
+            CTRL_TEST(test_exit_during_blackout_reported_after_resume),
+            CTRL_TEST(test_bad_envelopes_change_nothing),
+            CTRL_TEST(test_teardown_of_imported_never_resumed),
+            CTRL_TEST(test_free_with_operation_in_flight),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

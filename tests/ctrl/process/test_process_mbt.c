@@ -15,14 +15,8 @@
  * so for the step's own action the double completes at once (MBT_ACT_OK) or refuses
  * (MBT_ACT_FAIL), and otherwise passes the call to the real guest. Opening the upstream IO
  * has a real synchronous path: no endpoints, nothing to open. */
-/* helpers.h brings helpers this test does not use */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "helpers.h"
-#pragma GCC diagnostic pop
-
+#include "fixture.h"
 #include "mbt.h"
-#include "guest/guest.h"
 
 static int dbl_start_container(struct guest_conn *c, const char *id, guest_done_fn done, void *ud);
 static int dbl_start_process(struct guest_conn *c, const char *id, guest_done_fn done, void *ud);
@@ -84,10 +78,7 @@ static int dbl_io_relay(struct guest_conn *c, uint32_t pid, guest_done_fn done, 
 
 extern const struct mbt_suite process_mbt;
 
-static struct hcs_system *vm;
-static struct notes vm_notes;
-static struct guest_conn *conn;
-static struct ctrl_env env;
+static struct ctrl_fixture fx;
 static ctrl_envelope *good_env;
 
 static struct process_create_opts create_arg;
@@ -95,13 +86,6 @@ static struct process_patch_opts patch_arg;
 static struct call arg;
 static char long_path[PROCESS_PATH_MAX + 8];
 static ctrl_envelope *saved; /* save steps write here */
-
-static void g_done(int r, uint64_t v, void *ud)
-{
-        struct result *x = ud;
-        x->done = true;
-        x->r = r;
-}
 
 static bool wants(const struct mbt_step *st, const char *guard, bool *ret_value)
 {
@@ -184,7 +168,7 @@ static void *event_arg(void *userdata, const struct mbt_step *st)
 static int make(void *userdata, struct fsm **ret_fsm)
 {
         struct process *p = NULL;
-        int r = process_new(&env, "mbt", "mbt", "", 0, &p);
+        int r = process_new(&fx.env, "mbt", "mbt", "", 0, &p);
         if (r == 0)
                 *ret_fsm = &p->fsm;
         return r;
@@ -205,12 +189,7 @@ static const struct mbt_ops ops = {
 int main(int argc, char **argv)
 {
         setup_loop(NULL);
-        vm = running_system("mbtvm", 8, 0, &vm_notes);
-        struct result x = {0};
-        assert_int_equal(guest_connect(loop, vm, 4, g_done, &x, &conn), 0);
-        run_until(&x.done, 5000);
-        assert_int_equal(x.r, 0);
-        env = (struct ctrl_env){.loop = loop, .sys = vm, .guest = conn};
+        fixture_up(&fx, loop, backend, "mbtvm", 0, NULL);
         memset(long_path, 'x', sizeof(long_path) - 1);
 
         Ferry__Process__Save__V1__Payload m = FERRY__PROCESS__SAVE__V1__PAYLOAD__INIT;
@@ -223,9 +202,7 @@ int main(int argc, char **argv)
         int status = mbt_main(&process_mbt, &ops, argc, argv);
 
         ctrl_envelope_free(good_env);
-        guest_close(conn);
-        run_for_ms(5);
-        close_system(vm);
+        fixture_down(&fx);
         teardown_loop(NULL);
         return status;
 }

@@ -4,27 +4,15 @@
  * reference-counted disks and mounts, slot exhaustion and reuse, the freeze after save, save →
  * import → patch → resume across a real sim migration, rejected envelopes, and host and guest
  * failures injected through the fault points. */
-#include "hcs/helpers.h"
+#include "fixture.h"
 
 #include <protobuf-c/protobuf-c.h>
 
 #include "ctrl/scsi/scsi.h"
-#include "guest/guest.h"
 #include "save_scsi.pb-c.h"
 
-static struct hcs_system *vm;
-static struct notes vm_notes;
-static struct guest_conn *conn;
-static struct ctrl_env env;
+static struct ctrl_fixture fx;
 static struct scsi_ctrl *ctl;
-
-static void g_done(int r, uint64_t v, void *ud)
-{
-        struct result *x = ud;
-        x->done = true;
-        x->r = r;
-        x->value = v;
-}
 
 struct cres {
         bool done;
@@ -70,16 +58,9 @@ static struct scsi_ctrl *new_ctrl(struct ctrl_env *e, struct hcs_system *sys)
 
 static int setup(void **state)
 {
-        struct result x = {0};
-
         setup_loop(state);
-        memset(&vm_notes, 0, sizeof(vm_notes));
-        vm = running_system("svm", 8, 1000, &vm_notes);
-        assert_int_equal(guest_connect(loop, vm, 4, g_done, &x, &conn), 0);
-        run_until(&x.done, 5000);
-        assert_int_equal(x.r, 0);
-        env = (struct ctrl_env){.loop = loop, .sys = vm, .guest = conn};
-        ctl = new_ctrl(&env, vm);
+        fixture_up(&fx, loop, backend, "svm", 1000, NULL);
+        ctl = new_ctrl(&fx.env, fx.vm);
         return 0;
 }
 
@@ -87,12 +68,7 @@ static int teardown(void **state)
 {
         assert_int_equal(scsi_ctrl_free(ctl), 0);
         ctl = NULL;
-        guest_close(conn);
-        conn = NULL;
-        run_for_ms(1);
-        if (vm)
-                close_system(vm);
-        vm = NULL;
+        fixture_down(&fx);
         return teardown_loop(state);
 }
 
@@ -128,7 +104,7 @@ static bool slot_used(const char *id)
         uint32_t c, l;
 
         assert_int_equal(scsi_slot(ctl, id, &c, &l), 0);
-        return sim_slot_used(vm, c, l, NULL, 0);
+        return sim_slot_used(fx.vm, c, l, NULL, 0);
 }
 
 static struct scsi_disk_config dcfg(const char *path)
@@ -184,21 +160,21 @@ static void test_build_from_doc(void **state)
 
         /* controller 7 does not exist; LUN 64 neither; a relative path is refused */
         bad = json_tokener_parse("{\"VirtualMachine\":{\"Devices\":{\"Scsi\":{\"7\":{}}}}}");
-        assert_int_equal(scsi_ctrl_new(&env, bad, &c), -EINVAL);
+        assert_int_equal(scsi_ctrl_new(&fx.env, bad, &c), -EINVAL);
         json_object_put(bad);
         bad = json_tokener_parse("{\"VirtualMachine\":{\"Devices\":{\"Scsi\":{\"0\":{"
                                  "\"Attachments\":{\"64\":{\"Path\":\"/a\"}}}}}}}");
-        assert_int_equal(scsi_ctrl_new(&env, bad, &c), -EINVAL);
+        assert_int_equal(scsi_ctrl_new(&fx.env, bad, &c), -EINVAL);
         json_object_put(bad);
         bad = json_tokener_parse("{\"VirtualMachine\":{\"Devices\":{\"Scsi\":{\"0\":{"
                                  "\"Attachments\":{\"1\":{\"Path\":\"a.vhdx\"}}}}}}}");
-        assert_int_equal(scsi_ctrl_new(&env, bad, &c), -EINVAL);
+        assert_int_equal(scsi_ctrl_new(&fx.env, bad, &c), -EINVAL);
         json_object_put(bad);
         assert_null(c);
 
         /* no SCSI section: no slot to give */
         bad = json_tokener_parse("{\"VirtualMachine\":{}}");
-        assert_int_equal(scsi_ctrl_new(&env, bad, &c), 0);
+        assert_int_equal(scsi_ctrl_new(&fx.env, bad, &c), 0);
         json_object_put(bad);
         assert_int_equal(scsi_controller_count(c), 0);
         struct scsi_disk_config d = dcfg("/vhd/x");
@@ -241,7 +217,7 @@ static void test_lifecycle_refcounts(void **state)
         assert_string_equal(scsi_mount_state(ctl, a), "mounted");
         assert_string_equal(scsi_guest_path(ctl, a), "/run/mounts/scsi/0_1_1");
         assert_true(slot_used(a));
-        assert_true(sim_mounted(vm, "/run/mounts/scsi/0_1_1"));
+        assert_true(sim_mounted(fx.vm, "/run/mounts/scsi/0_1_1"));
 
         /* the second reservation of the partition finds it mounted: done before return */
         struct cres y = {0};
@@ -249,7 +225,7 @@ static void test_lifecycle_refcounts(void **state)
         assert_true(y.done);
         assert_int_equal(y.r, 0);
         assert_int_equal(CSYNC(scsi_map, ctl, c), 0);
-        assert_true(sim_mounted(vm, "/run/mounts/scsi/0_1_2"));
+        assert_true(sim_mounted(fx.vm, "/run/mounts/scsi/0_1_2"));
         assert_int_equal(calls("hcs.modify") - mod0, 1);
         assert_int_equal(calls("guest.scsi_mount") - mnt0, 2);
 
@@ -257,14 +233,14 @@ static void test_lifecycle_refcounts(void **state)
         assert_int_equal(CSYNC(scsi_unmap, ctl, a), 0);
         assert_null(scsi_disk_state(ctl, a));
         assert_int_equal(scsi_mount_refs(ctl, b), 1);
-        assert_true(sim_mounted(vm, "/run/mounts/scsi/0_1_1"));
+        assert_true(sim_mounted(fx.vm, "/run/mounts/scsi/0_1_1"));
         assert_int_equal(CSYNC(scsi_unmap, ctl, c), 0);
-        assert_false(sim_mounted(vm, "/run/mounts/scsi/0_1_2"));
+        assert_false(sim_mounted(fx.vm, "/run/mounts/scsi/0_1_2"));
         assert_true(slot_used(b));
         assert_string_equal(scsi_disk_state(ctl, b), "attached");
         assert_int_equal(CSYNC(scsi_unmap, ctl, b), 0);
-        assert_false(sim_mounted(vm, "/run/mounts/scsi/0_1_1"));
-        assert_false(sim_slot_used(vm, 0, 1, NULL, 0));
+        assert_false(sim_mounted(fx.vm, "/run/mounts/scsi/0_1_1"));
+        assert_false(sim_slot_used(fx.vm, 0, 1, NULL, 0));
         assert_int_equal(scsi_disk_count(ctl), 1);
         assert_int_equal(scsi_slot(ctl, b, NULL, NULL), -ENOENT);
         assert_int_equal(scsi_unmap(ctl, b, c_done, &y), -ENOENT);
@@ -279,10 +255,10 @@ static void test_lifecycle_refcounts(void **state)
         assert_int_equal(la, 0);
         mod0 = calls("hcs.modify");
         assert_int_equal(CSYNC(scsi_map, ctl, r), 0);
-        assert_true(sim_mounted(vm, "/run/mounts/scsi/0_0_0"));
+        assert_true(sim_mounted(fx.vm, "/run/mounts/scsi/0_0_0"));
         assert_int_equal(CSYNC(scsi_unmap, ctl, r), 0);
-        assert_false(sim_mounted(vm, "/run/mounts/scsi/0_0_0"));
-        assert_true(sim_slot_used(vm, 0, 0, NULL, 0));
+        assert_false(sim_mounted(fx.vm, "/run/mounts/scsi/0_0_0"));
+        assert_true(sim_slot_used(fx.vm, 0, 0, NULL, 0));
         assert_int_equal(calls("hcs.modify"), mod0);
         assert_int_equal(scsi_disk_count(ctl), 1);
 }
@@ -388,7 +364,7 @@ static void snap(const char *id, struct snap *s)
         s->refs = scsi_mount_refs(ctl, id);
         s->disks = scsi_disk_count(ctl);
         s->on_bus = slot_used(id);
-        s->mounted = scsi_guest_path(ctl, id) && sim_mounted(vm, scsi_guest_path(ctl, id));
+        s->mounted = scsi_guest_path(ctl, id) && sim_mounted(fx.vm, scsi_guest_path(ctl, id));
         s->modify = calls("hcs.modify");
         s->mount_calls = calls("guest.scsi_mount");
         s->unmount_calls = calls("guest.scsi_unmount");
@@ -455,7 +431,7 @@ static void test_frozen_rejects(void **state)
         assert_string_equal(scsi_mount_state(ctl, b), "reserved");
         assert_int_equal(scsi_resume(ctl), 0); /* nothing frozen: nothing to do */
         assert_int_equal(CSYNC(scsi_map, ctl, b), 0);
-        assert_true(sim_mounted(vm, scsi_guest_path(ctl, b)));
+        assert_true(sim_mounted(fx.vm, scsi_guest_path(ctl, b)));
         assert_int_equal(CSYNC(scsi_unmap, ctl, b), 0);
         assert_int_equal(CSYNC(scsi_unmap, ctl, a), 0);
         assert_int_equal(scsi_disk_count(ctl), 1);
@@ -485,7 +461,7 @@ static void test_save_failure_freezes_nothing(void **state)
         un0 = calls("guest.scsi_unmount");
         assert_int_equal(CSYNC(scsi_unmap, ctl, b), 0);
         assert_int_equal(calls("guest.scsi_unmount"), un0);
-        assert_false(sim_slot_used(vm, 0, 2, NULL, 0));
+        assert_false(sim_slot_used(fx.vm, 0, 2, NULL, 0));
         assert_int_equal(CSYNC(scsi_unmap, ctl, a), 0);
         assert_int_equal(CSYNC(scsi_unmap, ctl, z), 0);
         assert_int_equal(scsi_disk_count(ctl), 1);
@@ -516,10 +492,10 @@ static void test_faults(void **state)
         assert_int_equal(CSYNC(scsi_unmap, ctl, y), -EIO);
         assert_string_equal(scsi_mount_state(ctl, y), "mounted");
         assert_int_equal(scsi_mount_refs(ctl, y), 1);
-        assert_true(sim_mounted(vm, scsi_guest_path(ctl, y)));
+        assert_true(sim_mounted(fx.vm, scsi_guest_path(ctl, y)));
         assert_true(slot_used(y));
         assert_int_equal(CSYNC(scsi_unmap, ctl, y), 0);
-        assert_false(sim_slot_used(vm, 0, 1, NULL, 0));
+        assert_false(sim_slot_used(fx.vm, 0, 1, NULL, 0));
 
         /* host removal fails: the disk stays attached, the retry only removes */
         reserve_ok(ctl, "/vhd/z.vhdx", 0, z);
@@ -532,7 +508,7 @@ static void test_faults(void **state)
         un0 = calls("guest.scsi_unmount");
         assert_int_equal(CSYNC(scsi_unmap, ctl, z), 0);
         assert_int_equal(calls("guest.scsi_unmount"), un0);
-        assert_false(sim_slot_used(vm, 0, 1, NULL, 0));
+        assert_false(sim_slot_used(fx.vm, 0, 1, NULL, 0));
         assert_int_equal(scsi_disk_count(ctl), 1);
 
         /* the host call cannot be queued (no VM): the attach's on_error keeps the disk
@@ -540,18 +516,18 @@ static void test_faults(void **state)
         char s1[SCSI_ID_LEN];
         struct cres r0 = {0};
         reserve_ok(ctl, "/vhd/s.vhdx", 0, s1);
-        env.sys = NULL;
+        fx.env.sys = NULL;
         assert_int_equal(scsi_map(ctl, s1, c_done, &r0), -ENOTCONN);
-        env.sys = vm;
+        fx.env.sys = fx.vm;
         assert_string_equal(scsi_disk_state(ctl, s1), "reserved");
         assert_false(slot_used(s1));
-        env.guest = NULL;
+        fx.env.guest = NULL;
         assert_int_equal(CSYNC(scsi_map, ctl, s1), -ENOTCONN);
-        env.guest = conn;
+        fx.env.guest = fx.conn;
         assert_string_equal(scsi_disk_state(ctl, s1), "attached");
         assert_string_equal(scsi_mount_state(ctl, s1), "reserved");
         assert_int_equal(CSYNC(scsi_map, ctl, s1), 0);
-        assert_true(sim_mounted(vm, scsi_guest_path(ctl, s1)));
+        assert_true(sim_mounted(fx.vm, scsi_guest_path(ctl, s1)));
         assert_int_equal(CSYNC(scsi_unmap, ctl, s1), 0);
         assert_false(r0.done);
 
@@ -583,7 +559,7 @@ static struct hcs_system *migrate(struct json_object *doc_scsi)
         struct result ri = {0}, rs = {0}, rd = {0};
         int fds[2];
 
-        compat_b64(vm, data, sizeof(data));
+        compat_b64(fx.vm, data, sizeof(data));
         make_doc(doc, sizeof(doc), 8, 2, 1000, data);
         j = json_tokener_parse(doc);
         assert_true(json_object_object_get_ex(j, "VirtualMachine", &v));
@@ -593,13 +569,13 @@ static struct hcs_system *migrate(struct json_object *doc_scsi)
             hcs_system_new(backend, "sdst", json_object_to_json_string(j), NULL, NULL, &dst), 0);
         json_object_put(j);
         assert_int_equal(SYNC(hcs_create, dst), 0);
-        assert_int_equal(hcs_lm_initialize(vm, NULL, on_blob, &ri), 0);
+        assert_int_equal(hcs_lm_initialize(fx.vm, NULL, on_blob, &ri), 0);
         run_until(&ri.done, 5000);
         assert_int_equal(ri.r, 0);
         socket_pair(fds);
-        assert_int_equal(SYNC(hcs_lm_start_source, vm, fds[0], 9), 0);
+        assert_int_equal(SYNC(hcs_lm_start_source, fx.vm, fds[0], 9), 0);
         assert_int_equal(SYNC(hcs_lm_start_destination, dst, fds[1], 9), 0);
-        assert_int_equal(hcs_lm_transfer(vm, on_done, &rs), 0);
+        assert_int_equal(hcs_lm_transfer(fx.vm, on_done, &rs), 0);
         assert_int_equal(hcs_lm_transfer(dst, on_done, &rd), 0);
         run_until(&rs.done, 20000);
         run_until(&rd.done, 20000);
@@ -686,10 +662,10 @@ static void test_round_trip_save_import_patch_resume(void **state)
 
         /* source: the VM stops, its frozen controller is torn down; unmaps make no calls */
         struct result gr = {0};
-        assert_int_equal(guest_reconnect(conn, dvm, 4, g_done, &gr), 0);
+        assert_int_equal(guest_reconnect(fx.conn, dvm, 4, fixture_guest_done, &gr), 0);
         run_until(&gr.done, 5000);
         assert_int_equal(gr.r, 0);
-        assert_int_equal(SYNC(hcs_lm_finalize, vm, false), 0);
+        assert_int_equal(SYNC(hcs_lm_finalize, fx.vm, false), 0);
         assert_int_equal(scsi_teardown(ctl), 0);
         assert_int_equal(scsi_map(ctl, a, c_done, &x), -EBUSY);
         uint64_t mod0 = calls("hcs.modify"), un0 = calls("guest.scsi_unmount");
@@ -703,7 +679,7 @@ static void test_round_trip_save_import_patch_resume(void **state)
 
         /* destination: resume binds the live VM and guest; states as saved */
         denv.sys = dvm;
-        denv.guest = conn;
+        denv.guest = fx.conn;
         assert_int_equal(scsi_resume(dst), 0);
         assert_string_equal(scsi_disk_state(dst, a), "attached");
         assert_string_equal(scsi_mount_state(dst, a), "mounted");
@@ -725,8 +701,8 @@ static void test_round_trip_save_import_patch_resume(void **state)
         assert_int_equal(scsi_disk_count(dst), 1);
         assert_int_equal(scsi_ctrl_free(dst), 0);
 
-        guest_close(conn);
-        conn = NULL;
+        guest_close(fx.conn);
+        fx.conn = NULL;
         run_for_ms(1);
         close_system(dvm);
 }
@@ -741,7 +717,7 @@ static void test_reserved_mount_round_trips_reserved(void **state)
         /* imported into an env with the live VM and guest: the same VM plays the destination */
         reserve_ok(ctl, "/vhd/a.vhdx", 3, a);
         assert_int_equal(scsi_save(ctl, &e), 0);
-        assert_int_equal(scsi_import(&env, e, &dst), 0);
+        assert_int_equal(scsi_import(&fx.env, e, &dst), 0);
         ctrl_envelope_free(e);
         assert_int_equal(scsi_resume(dst), 0);
         assert_string_equal(scsi_mount_state(dst, a), "reserved");
@@ -831,56 +807,56 @@ static void test_import_rejects_bad_payloads(void **state)
         reserve_ok(ctl, "/vhd/a.vhdx", 0, b);
         assert_int_equal(scsi_save(ctl, &good), 0);
 
-        assert_int_equal(scsi_import(&env, NULL, &dst), -EINVAL);
+        assert_int_equal(scsi_import(&fx.env, NULL, &dst), -EINVAL);
         /* foreign: a disk's envelope where the controller's belongs */
         Ferry__Scsi__Save__V1__Payload p = FERRY__SCSI__SAVE__V1__PAYLOAD__INIT;
         p.schema_version = 1;
         assert_int_equal(ctrl_envelope_pack("scsi_disk", 1, &p.base, &bad), 0);
-        assert_int_equal(scsi_import(&env, bad, &dst), -EINVAL);
+        assert_int_equal(scsi_import(&fx.env, bad, &dst), -EINVAL);
         ctrl_envelope_free(bad);
         /* corrupt bytes */
         assert_int_equal(ctrl_envelope_dup(good, &bad), 0);
         memset(bad->value.data, 0xff, bad->value.len);
-        assert_int_equal(scsi_import(&env, bad, &dst), -EBADMSG);
+        assert_int_equal(scsi_import(&fx.env, bad, &dst), -EBADMSG);
         ctrl_envelope_free(bad);
         /* a future schema version, outside and inside */
         assert_int_equal(ctrl_envelope_dup(good, &bad), 0);
         bad->schema_version = 2;
-        assert_int_equal(scsi_import(&env, bad, &dst), -EINVAL);
+        assert_int_equal(scsi_import(&fx.env, bad, &dst), -EINVAL);
         ctrl_envelope_free(bad);
         bad = edited(good, set_version, NULL);
-        assert_int_equal(scsi_import(&env, bad, &dst), -EINVAL);
+        assert_int_equal(scsi_import(&fx.env, bad, &dst), -EINVAL);
         ctrl_envelope_free(bad);
         /* slots out of range, on an absent controller, or taken twice */
         slot = 300;
         bad = edited(good, set_disk_slot, &slot);
-        assert_int_equal(scsi_import(&env, bad, &dst), -EINVAL);
+        assert_int_equal(scsi_import(&fx.env, bad, &dst), -EINVAL);
         ctrl_envelope_free(bad);
         slot = 2 * 64 + 1;
         bad = edited(good, set_disk_slot, &slot);
-        assert_int_equal(scsi_import(&env, bad, &dst), -EINVAL);
+        assert_int_equal(scsi_import(&fx.env, bad, &dst), -EINVAL);
         ctrl_envelope_free(bad);
         slot = 0; /* the rootfs's slot */
         bad = edited(good, set_disk_slot, &slot);
-        assert_int_equal(scsi_import(&env, bad, &dst), -EINVAL);
+        assert_int_equal(scsi_import(&fx.env, bad, &dst), -EINVAL);
         ctrl_envelope_free(bad);
         /* reservations: a malformed id, a slot holding no disk, counts that disagree */
         bad = edited(good, set_res_id, NULL);
-        assert_int_equal(scsi_import(&env, bad, &dst), -EINVAL);
+        assert_int_equal(scsi_import(&fx.env, bad, &dst), -EINVAL);
         ctrl_envelope_free(bad);
         bad = edited(good, set_res_slot, NULL);
-        assert_int_equal(scsi_import(&env, bad, &dst), -EINVAL);
+        assert_int_equal(scsi_import(&fx.env, bad, &dst), -EINVAL);
         ctrl_envelope_free(bad);
         bad = edited(good, drop_res, NULL);
-        assert_int_equal(scsi_import(&env, bad, &dst), -EINVAL);
+        assert_int_equal(scsi_import(&fx.env, bad, &dst), -EINVAL);
         ctrl_envelope_free(bad);
         bad = edited(good, dup_controller, NULL);
-        assert_int_equal(scsi_import(&env, bad, &dst), -EINVAL);
+        assert_int_equal(scsi_import(&fx.env, bad, &dst), -EINVAL);
         ctrl_envelope_free(bad);
         assert_ptr_equal(dst, sentinel); /* nothing was handed out */
 
         /* the good one imports; never resumed, it is torn down and released without calls */
-        assert_int_equal(scsi_import(&env, good, &dst), 0);
+        assert_int_equal(scsi_import(&fx.env, good, &dst), 0);
         ctrl_envelope_free(good);
         assert_int_equal(scsi_teardown(dst), 0);
         assert_int_equal(scsi_teardown(dst), 0);
@@ -899,19 +875,17 @@ static void test_import_rejects_bad_payloads(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup_teardown(test_build_from_doc, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_lifecycle_refcounts, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_config_mismatch, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_slot_exhaustion, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_reserve_then_unmap_frees_slot, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_frozen_rejects, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_save_failure_freezes_nothing, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_round_trip_save_import_patch_resume, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_reserved_mount_round_trips_reserved, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_import_rejects_bad_payloads, setup, teardown),
+            CTRL_TEST(test_build_from_doc),
+            CTRL_TEST(test_lifecycle_refcounts),
+            CTRL_TEST(test_config_mismatch),
+            CTRL_TEST(test_slot_exhaustion),
+            CTRL_TEST(test_reserve_then_unmap_frees_slot),
+            CTRL_TEST(test_frozen_rejects),
+            CTRL_TEST(test_save_failure_freezes_nothing),
+            CTRL_TEST(test_faults),
+            CTRL_TEST(test_round_trip_save_import_patch_resume),
+            CTRL_TEST(test_reserved_mount_round_trips_reserved),
+            CTRL_TEST(test_import_rejects_bad_payloads),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,89 +3,50 @@
  * reserve / assign / remove with reference counts and the host and guest calls they make,
  * failures landing in the spec's on_error targets, calls refused while an operation is in
  * flight, and the save / import / patch / resume of a controller that may only migrate empty. */
-#include "../../hcs/helpers.h"
+#include "fixture.h"
 
 #include <pthread.h>
 
 #include "ctrl/vpci/vpci.h"
 #include "fsm/fsm.h"
 #include "vpci_fsm.h"
-#include "guest/guest.h"
 #include "save_plan9.pb-c.h"
 #include "save_vpci.pb-c.h"
 
-static struct hcs_system *vm;
-static struct notes vm_notes;
-static struct guest_conn *conn;
-static struct ctrl_env env;
+static struct ctrl_fixture fx;
 static struct vpci *v;
-
-static void g_done(int r, uint64_t val, void *ud)
-{
-        struct result *x = ud;
-        x->done = true;
-        x->r = r;
-}
 
 static int setup(void **state)
 {
         setup_loop(state);
-        memset(&vm_notes, 0, sizeof(vm_notes));
-        vm = running_system("pcivm", 8, 0, &vm_notes);
-        struct result x = {0};
-        assert_int_equal(guest_connect(loop, vm, 4, g_done, &x, &conn), 0);
-        run_until(&x.done, 5000);
-        assert_int_equal(x.r, 0);
-        env = (struct ctrl_env){.loop = loop, .sys = vm, .guest = conn};
-        assert_int_equal(vpci_new(&env, &v), 0);
+        fixture_up(&fx, loop, backend, "pcivm", 0, NULL);
+        assert_int_equal(vpci_new(&fx.env, &v), 0);
         return 0;
 }
 
 static int teardown(void **state)
 {
         v = vpci_free(v);
-        guest_close(conn);
-        conn = NULL;
-        run_for_ms(1);
-        close_system(vm);
-        vm = NULL;
+        fixture_down(&fx);
         return teardown_loop(state);
 }
 
-#define CALL(fn, guid)                                                                             \
-        ({                                                                                         \
-                struct result _x = {0};                                                            \
-                assert_int_equal(fn(v, guid, on_done, &_x), 0);                                    \
-                run_until(&_x.done, 5000);                                                         \
-                _x.r;                                                                              \
-        })
+#define CALL(fn, guid) CTRL_SYNC(fn, v, guid)
 
 static bool host_has(const char *guid)
 {
-        struct sim_vm *s = vm_of(vm);
-        bool found = false;
-        pthread_mutex_lock(&s->lock);
-        for (size_t i = 0; i < SIM_MAX_VPCI; i++)
-                found |= s->vpci[i].used && strcmp(s->vpci[i].name, guid) == 0;
-        pthread_mutex_unlock(&s->lock);
-        return found;
+        return fixture_host_has(fx.vm, vm_of(fx.vm)->vpci, SIM_MAX_VPCI, guid);
 }
 
 static bool guest_ready(const char *guid)
 {
-        struct sim_vm *s = vm_of(vm);
+        struct sim_vm *s = vm_of(fx.vm);
         bool found = false;
         pthread_mutex_lock(&s->lock);
         for (size_t i = 0; i < s->guest.n_vpci_ready; i++)
                 found |= strcmp(s->guest.vpci_ready[i], guid) == 0;
         pthread_mutex_unlock(&s->lock);
         return found;
-}
-
-static void arm(const char *point, uint32_t nth, int error)
-{
-        struct hcs_fault_spec f = {.nth = nth, .error = error};
-        assert_int_equal(hcs_fault_arm(point, &f), 0);
 }
 
 static void test_reserve_assign_remove_refcounts(void **state)
@@ -140,7 +101,7 @@ static void test_host_add_fails(void **state)
 {
         char g[VPCI_GUID_LEN];
         assert_int_equal(vpci_reserve(v, "dev0", 0, g), 0);
-        arm("hcs.modify", 1, -EIO);
+        fixture_fault("hcs.modify", 1, -EIO);
         assert_int_equal(CALL(vpci_assign, g), -EIO);
         assert_string_equal(vpci_state_name(v, g), "removed");
         assert_false(host_has(g));
@@ -156,7 +117,7 @@ static void test_guest_fails_then_remove(void **state)
 {
         char g[VPCI_GUID_LEN], same[VPCI_GUID_LEN];
         assert_int_equal(vpci_reserve(v, "dev0", 0, g), 0);
-        arm("guest.vpci_ready", 1, -EIO);
+        fixture_fault("guest.vpci_ready", 1, -EIO);
         assert_int_equal(CALL(vpci_assign, g), -EIO);
         assert_string_equal(vpci_state_name(v, g), "assigned_invalid");
         assert_true(host_has(g));
@@ -173,7 +134,7 @@ static void test_host_remove_fails_then_retry(void **state)
         char g[VPCI_GUID_LEN];
         assert_int_equal(vpci_reserve(v, "dev0", 0, g), 0);
         assert_int_equal(CALL(vpci_assign, g), 0);
-        arm("hcs.modify", 1, -EIO);
+        fixture_fault("hcs.modify", 1, -EIO);
         assert_int_equal(CALL(vpci_remove, g), -EIO);
         assert_string_equal(vpci_state_name(v, g), "assigned_invalid");
         assert_int_equal(vpci_refcount(v, g), 0);
@@ -233,7 +194,7 @@ static void test_save_import_patch_resume(void **state)
         assert_string_equal(e->type_url, "type.ferry.dev/ferry.vpci.save.v1.Payload");
         assert_int_equal(e->schema_version, 1);
 
-        assert_int_equal(vpci_new(&env, &dst), 0);
+        assert_int_equal(vpci_new(&fx.env, &dst), 0);
         /* refused: nothing, foreign, future, corrupt, inner version mismatch */
         assert_int_equal(vpci_import(dst, NULL), -EINVAL);
         Ferry__Plan9__Save__V1__Payload pp = FERRY__PLAN9__SAVE__V1__PAYLOAD__INIT;
@@ -286,32 +247,32 @@ static void test_actions_fail_at_once(void **state)
         char g[VPCI_GUID_LEN];
         struct result x = {0};
         assert_int_equal(vpci_reserve(v, "dev0", 0, g), 0);
-        env.sys = NULL; /* host add refused at once */
+        fx.env.sys = NULL; /* host add refused at once */
         assert_int_equal(vpci_assign(v, g, on_done, &x), -ENXIO);
         assert_false(x.done);
         assert_string_equal(vpci_state_name(v, g), "reserved");
-        env.sys = vm;
+        fx.env.sys = fx.vm;
 
-        env.guest = NULL; /* the guest step fails at once, after the host add */
+        fx.env.guest = NULL; /* the guest step fails at once, after the host add */
         assert_int_equal(CALL(vpci_assign, g), -ENOTCONN);
         assert_string_equal(vpci_state_name(v, g), "assigned_invalid");
-        env.guest = conn;
+        fx.env.guest = fx.conn;
         assert_true(host_has(g));
 
-        env.sys = NULL; /* host removal refused at once: stays assigned_invalid */
+        fx.env.sys = NULL; /* host removal refused at once: stays assigned_invalid */
         assert_int_equal(vpci_remove(v, g, on_done, &x), -ENXIO);
         assert_string_equal(vpci_state_name(v, g), "assigned_invalid");
-        env.sys = vm;
+        fx.env.sys = fx.vm;
         assert_int_equal(CALL(vpci_remove, g), 0);
         assert_false(host_has(g));
 
         assert_int_equal(vpci_reserve(v, "dev1", 0, g), 0);
         assert_int_equal(CALL(vpci_assign, g), 0);
-        env.sys = NULL; /* the last reference's removal refused at once */
+        fx.env.sys = NULL; /* the last reference's removal refused at once */
         assert_int_equal(vpci_remove(v, g, on_done, &x), -ENXIO);
         assert_string_equal(vpci_state_name(v, g), "assigned_invalid");
         assert_int_equal(vpci_refcount(v, g), 0);
-        env.sys = vm;
+        fx.env.sys = fx.vm;
         assert_int_equal(CALL(vpci_remove, g), 0);
         assert_false(x.done);
         assert_int_equal(vpci_device_count(v), 0);
@@ -354,9 +315,9 @@ static void reach(const char *state, char g[VPCI_GUID_LEN], struct result *x)
 {
         assert_int_equal(vpci_reserve(v, "dev0", 0, g), 0);
         if (strcmp(state, "removed") == 0)
-                arm("hcs.modify", 1, -EIO);
+                fixture_fault("hcs.modify", 1, -EIO);
         if (strcmp(state, "assigned_invalid") == 0)
-                arm("guest.vpci_ready", 1, -EIO);
+                fixture_fault("guest.vpci_ready", 1, -EIO);
         if (strcmp(state, "reserved") != 0)
                 assert_int_equal(vpci_assign(v, g, on_done, x), 0);
         if (strcmp(state, "ready") == 0 || strcmp(state, "removing") == 0 ||
@@ -415,18 +376,16 @@ static void test_calls_follow_the_table(void **state)
 
 int main(void)
 {
-        (void)compat_b64; /* shared helpers this test does not need */
-        (void)on_blob;
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup_teardown(test_reserve_assign_remove_refcounts, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_host_add_fails, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_guest_fails_then_remove, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_host_remove_fails_then_retry, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_in_flight_aborts, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_save_refused_while_tracked, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_save_import_patch_resume, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_actions_fail_at_once, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_calls_follow_the_table, setup, teardown),
+            CTRL_TEST(test_reserve_assign_remove_refcounts),
+            CTRL_TEST(test_host_add_fails),
+            CTRL_TEST(test_guest_fails_then_remove),
+            CTRL_TEST(test_host_remove_fails_then_retry),
+            CTRL_TEST(test_in_flight_aborts),
+            CTRL_TEST(test_save_refused_while_tracked),
+            CTRL_TEST(test_save_import_patch_resume),
+            CTRL_TEST(test_actions_fail_at_once),
+            CTRL_TEST(test_calls_follow_the_table),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
