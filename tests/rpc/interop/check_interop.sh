@@ -18,19 +18,23 @@ cp "$src" "$work/src/interop/"
 		go build -o "$work/interop" .)
 
 # 1. Go client -> C server
+# bash unsets a coproc's NAME_PID once it exits: keep the pids in plain variables
 coproc SERVER { exec "$peer" serve; }
+server_pid=$SERVER_PID
 read -r sock <&"${SERVER[0]}"
 rc=0
 "$work/interop" client "$sock" || rc=1
-exec {SERVER[1]}>&-
-wait "$SERVER_PID" || rc=1
+server_in=${SERVER[1]}
+exec {server_in}>&-
+wait "$server_pid" || rc=1
 
 # 2. C client -> Go server
 gosock="$work/go.sock"
 coproc GOSERVER { exec "$work/interop" server "$gosock"; }
+goserver_pid=$GOSERVER_PID
 read -r ready <&"${GOSERVER[0]}"
 [ "$ready" = ready ] || { echo "Go server did not start"; exit 1; }
 "$peer" call "$gosock" || rc=1
-kill -TERM "$GOSERVER_PID"
-wait "$GOSERVER_PID" || true
+kill -TERM "$goserver_pid"
+wait "$goserver_pid" || true
 exit $rc
