@@ -602,6 +602,18 @@ int migration_action_terminate_vm(struct mig_session *s, void *arg)
         return finalize_with(s, false, false, true);
 }
 
+/* The VM is gone (its exit, or an earlier stop): a rollback has nothing left to resume. The spec
+ * finalizes the session either way so cleanup can end it; the caller hears why. */
+int migration_action_report_vm_gone(struct mig_session *s, void *arg)
+{
+        set_error(s,
+                  "finalize_resume in %s: the VM is terminated (it exited, or an earlier stop "
+                  "finalize tore it down); nothing is left to resume; the session is finalized, "
+                  "clean up next",
+                  fsm_state_name(&s->fsm));
+        return -ENOENT;
+}
+
 /* ---- actions: cleanup and notifications ---------------------------------------------- */
 
 int migration_action_release_session(struct mig_session *s, void *arg)

@@ -144,6 +144,11 @@ int migration_action_terminate_vm(struct mig_session *ctx, void *arg)
         return mbt_action("terminate_vm");
 }
 
+int migration_action_report_vm_gone(struct mig_session *ctx, void *arg)
+{
+        return mbt_action("report_vm_gone");
+}
+
 int migration_action_release_session(struct mig_session *ctx, void *arg)
 {
         return mbt_action("release_session");

@@ -55,16 +55,31 @@ static void wait_state_at(struct mig_session *s, unsigned state, uint64_t ms, co
 #define assert_state(s, st)                                                                        \
         assert_string_equal(mig_session_state_name(s), migration_machine.state_names[st])
 
+/* The sim sandbox only records its own teardowns; these ops also report the source VM
+ * terminated once the test made it exit behind the session's back. */
+static struct migration_sandbox_ops test_ops;
+static bool src_vm_exited;
+
+static enum mig_vm_state test_vm_state(void *sb)
+{
+        if (src_vm_exited && sb == src_sb)
+                return MIG_VM_TERMINATED;
+        return mig_sim_ops.vm_state(sb);
+}
+
 static int setup(void **state)
 {
+        test_ops = mig_sim_ops;
+        test_ops.vm_state = test_vm_state;
+        src_vm_exited = false;
         hcs_fault_reset();
         loop = calloc(1, sizeof(*loop));
         assert_int_equal(uv_loop_init(loop), 0);
         assert_int_equal(hcs_backend_open(loop, "sim", "{}", &backend), 0);
         assert_int_equal(mig_sim_sandbox_new(loop, backend, &src_sb), 0);
         assert_int_equal(mig_sim_sandbox_new(loop, backend, &dst_sb), 0);
-        assert_int_equal(mig_session_new(loop, &mig_sim_ops, src_sb, &src), 0);
-        assert_int_equal(mig_session_new(loop, &mig_sim_ops, dst_sb, &dst), 0);
+        assert_int_equal(mig_session_new(loop, &test_ops, src_sb, &src), 0);
+        assert_int_equal(mig_session_new(loop, &test_ops, dst_sb, &dst), 0);
         mig_sim_sandbox_bind(src_sb, src);
         mig_sim_sandbox_bind(dst_sb, dst);
         char doc[1024];
@@ -676,6 +691,32 @@ static void test_stop_after_resume_terminates(void **state)
         assert_int_equal(mig_session_cleanup(dst, SESS), 0);
 }
 
+/* The source VM exits on its own mid-session, then the session is cancelled: the reference's
+ * rollback (finalize resume) must wind the session down, not be refused forever. */
+static void test_resume_after_vm_exit_finalizes(void **state)
+{
+        to_prepared(NULL);
+        struct res hx = {0};
+        assert_int_equal(hcs_terminate(mig_sim_sandbox_system(src_sb), res_cb, &hx), 0);
+        run_until(&hx.done, 5000);
+        assert_int_equal(hx.r, 0);
+        src_vm_exited = true;
+        cancel(src); /* nothing left to abort: the session is cancelled or failed */
+        unsigned from = mig_session_state(src);
+        assert_true(from == MIGRATION_S_CANCELLED || from == MIGRATION_S_FAILED);
+        /* no resume is possible: not_found saying why, and the session is finalized */
+        assert_int_equal(finalize(src, MIG_FINALIZE_RESUME), -ENOENT);
+        assert_state(src, MIGRATION_S_FINALIZED);
+        assert_non_null(strstr(mig_session_error(src), "the VM is terminated"));
+        assert_null(strstr(mig_session_error(src), "by a stop finalize"));
+        /* a client that retries the rollback is answered at once; then cleanup ends it */
+        assert_int_equal(finalize(src, MIG_FINALIZE_RESUME), 0);
+        assert_int_equal(mig_session_cleanup(src, SESS), 0);
+        assert_state(src, MIGRATION_S_IDLE);
+        assert_int_equal(cancel(dst), 0);
+        assert_int_equal(mig_session_cleanup(dst, SESS), 0);
+}
+
 /* ---- socket adoption ---------------------------------------------------------------------- */
 
 static void test_socket_pidfd_and_token(void **state)
@@ -993,6 +1034,7 @@ int main(void)
             T(test_prepare_failures),
             T(test_finalize_retry),
             T(test_stop_after_resume_terminates),
+            T(test_resume_after_vm_exit_finalizes),
             T(test_socket_pidfd_and_token),
             T(test_socket_not_connected_fails_session),
             T(test_handoff_rules),

@@ -1050,6 +1050,21 @@ int vm_action_note_exit(struct vm *vm, void *arg)
         return 0;
 }
 
+/* The stop in flight is kept: its own wait for the exit, or its failure, completes it. */
+int vm_action_note_exit_while_stopping(struct vm *vm, void *arg)
+{
+        vm->exit_result = arg ? *(int *)arg : 0;
+        return 0;
+}
+
+/* The stop failed after the exit: the system is gone all the same, so end it as an exit. */
+int vm_action_close_exited_system(struct vm *vm, void *arg)
+{
+        vm_drop_guest(vm);
+        vm_close_system(vm, exit_closed);
+        return 0;
+}
+
 /* ---- public calls ---------------------------------------------------------------------------- */
 
 int vm_new(uv_loop_t *loop, struct hcs_backend *backend, const char *name, struct vm **ret)

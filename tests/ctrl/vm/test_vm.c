@@ -244,6 +244,41 @@ static void test_terminate_idempotent_and_exit(void **state)
 
 /* ---- migration --------------------------------------------------------------------------- */
 
+/* The VM exits while its stop finalize is in flight and the host then fails the finalize:
+ * the exit must not be lost (the VM ends terminated, the exit is reported once). */
+static void test_exit_during_failed_stop(void **state)
+{
+        struct vm *vm = running_vm("stopexit", true, 0);
+        assert_int_equal(CALL(vm_initialize_source, vm, NULL), 0);
+        assert_string_equal(vm_state_name(vm), "source_migration_initialized");
+        struct res ex = {0}, fin = {0}, hx = {0};
+        vm_on_exit(vm, on_res, &ex);
+        /* the host finalize stalls; the system stops meanwhile, so the finalize then fails */
+        assert_int_equal(
+            hcs_fault_arm("hcs.finalize", &(struct hcs_fault_spec){.nth = 1, .stall_ms = 500}), 0);
+        assert_int_equal(vm_finalize(vm, false, on_res, &fin), 0);
+        assert_string_equal(vm_state_name(vm), "migration_stopping");
+        assert_int_equal(hcs_terminate(vm_system(vm), on_res, &hx), 0);
+        run_until(&hx.done, 5000);
+        for (int i = 0;
+             i < 200 && !fin.done && strcmp(vm_state_name(vm), "migration_stopping") == 0; i++)
+                run_for_ms(2);
+        assert_false(fin.done); /* the exit was seen while the finalize still stalled */
+        assert_string_equal(vm_state_name(vm), "migration_stopping_exited");
+        run_until(&fin.done, 5000);
+        assert_true(fin.r < 0); /* the caller hears the host's error ... */
+        assert_int_equal(fin.calls, 1);
+        assert_string_equal(vm_state_name(vm), "terminated"); /* ... but the exit stays */
+        run_until(&ex.done, 5000);
+        assert_int_equal(ex.calls, 1);
+        assert_null(vm_system(vm));
+        assert_null(vm_guest(vm));
+        struct res again = {0};
+        assert_int_equal(vm_finalize(vm, false, on_res, &again), -EBUSY);
+        for (int i = 0; i < 1000 && vm_free(vm); i++)
+                run_for_ms(2);
+}
+
 struct pair {
         struct vm *src, *dst;
         struct notes ns, nd;
@@ -949,6 +984,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
             cmocka_unit_test_setup_teardown(test_terminate_idempotent_and_exit, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_exit_during_failed_stop, setup, teardown),
             cmocka_unit_test_setup_teardown(test_migrate, setup, teardown),
             cmocka_unit_test_setup_teardown(test_migrate_scsi, setup, teardown),
             cmocka_unit_test_setup_teardown(test_save_refuses_vpci, setup, teardown),

@@ -164,6 +164,16 @@ int vm_action_note_exit(struct vm *ctx, void *arg)
         return mbt_action("note_exit");
 }
 
+int vm_action_note_exit_while_stopping(struct vm *ctx, void *arg)
+{
+        return mbt_action("note_exit_while_stopping");
+}
+
+int vm_action_close_exited_system(struct vm *ctx, void *arg)
+{
+        return mbt_action("close_exited_system");
+}
+
 extern const struct mbt_suite vm_mbt;
 
 static struct vm instance;
