@@ -3,6 +3,7 @@
  *
  * Wire format (little-endian; see docs/hcs.md):
  *   source → dest  HELLO   "FERRYLM1" u16 version u16 flags (bit 0: checksum verified)
+ *                          (bit 1: page hashes are hcs_hash64_bulk; required with bit 0)
  *                          u32 session u64 image_size u32 page_size u32 compat_len, compat
  *   dest → source  REPLY   u32 'FLMR' i32 status
  *   source → dest  records: u32 type u32 pass u32 nruns u32 npages u64 payload_len, then
@@ -12,16 +13,19 @@
  *                  or empty when not verified)
  *   dest → source  REPLY   status of the checksum check
  *   source → dest  COMMIT  (record): from here the destination owns the VM.
- * Pages are sent with sendmsg straight from the image (one iovec per run, up to 8 MiB per
+ * Pages are sent with sendmsg straight from the image (one iovec per run, up to 2 MiB per
  * record) and received with readv straight into the destination image: no per-page syscalls,
- * no copies.
+ * no copies of our own.
  *
- * Image checksum: each side keeps a 64-bit hash per page, computed right after the page is sent
- * (source) or received into the image (destination), while it is still in cache; the checksum is
- * the hash of that array. A page written after it was hashed is dirty and is sent (and hashed)
- * again, and the blackout pass runs with the workload paused, so at the end both arrays describe
- * the final image. The blackout then only hashes the final pass's pages and 8 bytes per page,
- * instead of the whole image twice. */
+ * Image checksum (HELLO flags VERIFY | BULK): each side keeps a 64-bit hcs_hash64_bulk per page.
+ * The source hashes each 256 KiB slice of a record right before its sendmsg (the hash pulls it
+ * into L2, the kernel's copy into the socket then reads it from there); the destination reads
+ * 256 KiB slices straight into the image and hashes each right after, while still in L2. So
+ * each side reads the image from memory once, as without verification. The checksum is the
+ * hash of the page-hash array. A page written after it was hashed is dirty and is sent (and
+ * hashed) again, and the blackout pass runs with the workload paused, so at the end both arrays
+ * describe the final image. The blackout only hashes the final pass's pages and 8 bytes per
+ * page, instead of the whole image twice. */
 #include "hcs/sim/sim.h"
 
 #include <limits.h>
@@ -34,14 +38,15 @@
 #include "hcs/hash.h"
 #include "util/util.h"
 
-#define XFER_VERSION      1
-#define XFER_FLAG_VERIFY  1u
-#define XFER_BOUNCE_PAGES 64          /* 256 KiB: stays in L2 */
-#define XFER_REPLY_MAGIC  0x524d4c46u /* "FLMR" */
-#define XFER_MAX_RUNS     256
-#define XFER_MAX_PAGES    512 /* 2 MiB per record: hashed right after the send, still in cache */
-#define XFER_MAX_STATE    (4u << 20)
-#define XFER_HASH_SEED    0x66657272796c6dULL
+#define XFER_VERSION     1
+#define XFER_FLAG_VERIFY 1u
+#define XFER_FLAG_BULK   2u          /* page hashes are hcs_hash64_bulk (set whenever VERIFY is) */
+#define XFER_SLICE_PAGES 64          /* 256 KiB: hashed while it sits in L2 */
+#define XFER_REPLY_MAGIC 0x524d4c46u /* "FLMR" */
+#define XFER_MAX_RUNS    256
+#define XFER_MAX_PAGES   512 /* 2 MiB per record */
+#define XFER_MAX_STATE   (4u << 20)
+#define XFER_HASH_SEED   0x66657272796c6dULL
 
 static const char xfer_magic[8] = {'F', 'E', 'R', 'R', 'Y', 'L', 'M', '1'};
 
@@ -82,8 +87,7 @@ struct xfer {
         struct iovec iov[XFER_MAX_RUNS + 1];
         bool verify;
         uint64_t *page_hash; /* npages entries when verifying */
-        uint64_t hash_us;    /* time spent hashing pages */
-        uint8_t *bounce;     /* destination, verifying: XFER_BOUNCE_PAGES pages */
+        uint64_t hash_ns;    /* time spent hashing pages */
 };
 
 /* The host is little-endian on every target ferry builds for; the static assert keeps the
@@ -100,25 +104,16 @@ static void fail(struct xfer *x, enum hcs_result res, const char *reason)
         ferry_strscpy(x->reason, reason, sizeof(x->reason));
 }
 
-/* Hashes the pages of the runs in x->rec (seeded by page number, so a page landing at the
- * wrong index is caught too). */
-static void hash_runs(struct xfer *x, uint32_t nruns)
+static void hash_pages(struct xfer *x, const uint8_t *at, uint64_t first, uint64_t n)
 {
-        if (!x->verify)
-                return;
-        uint64_t t0 = ferry_now_us();
-        const uint8_t *mem = x->vm->mem;
-        for (uint32_t i = 0; i < nruns; i++) {
-                const struct run *rn = &x->rec.runs[i];
-                for (uint64_t p = rn->first; p < rn->first + rn->count; p++)
-                        x->page_hash[p] = hcs_hash64(mem + p * SIM_PAGE_SIZE, SIM_PAGE_SIZE, p);
-        }
-        x->hash_us += ferry_now_us() - t0;
+        for (uint64_t k = 0; k < n; k++)
+                x->page_hash[first + k] =
+                    hcs_hash64_bulk(at + k * SIM_PAGE_SIZE, SIM_PAGE_SIZE, first + k);
 }
 
 static uint64_t image_checksum(const struct xfer *x)
 {
-        return hcs_hash64(x->page_hash, x->vm->npages * sizeof(uint64_t), XFER_HASH_SEED);
+        return hcs_hash64_bulk(x->page_hash, x->vm->npages * sizeof(uint64_t), XFER_HASH_SEED);
 }
 
 static int io_error(struct xfer *x, int err)
@@ -266,6 +261,40 @@ static void progress(struct xfer *x, uint32_t pass, uint64_t dirty)
 
 /* ---- source ----------------------------------------------------------------------------- */
 
+/* Verifying: sends the record in slices of XFER_SLICE_PAGES, hashing each slice right before
+ * its sendmsg. The hash pulls the slice into L2 and the kernel's copy into the socket then reads
+ * it from there, so the image is read from memory once, as without verification. */
+static int send_sliced(struct xfer *x, uint32_t nruns)
+{
+        uint8_t *mem = x->vm->mem;
+        struct iovec *v = x->iov;
+        int n = 1; /* x->iov[0] is the record header: it goes with the first slice */
+        uint64_t room = XFER_SLICE_PAGES;
+        for (uint32_t i = 0; i < nruns; i++) {
+                const struct run *rn = &x->rec.runs[i];
+                for (uint64_t p = rn->first; p < rn->first + rn->count;) {
+                        uint64_t k = rn->first + rn->count - p;
+                        if (k > room)
+                                k = room;
+                        uint8_t *at = mem + p * SIM_PAGE_SIZE;
+                        uint64_t t0 = ferry_now_ns();
+                        hash_pages(x, at, p, k);
+                        x->hash_ns += ferry_now_ns() - t0;
+                        v[n++] = (struct iovec){.iov_base = at, .iov_len = k * SIM_PAGE_SIZE};
+                        p += k;
+                        room -= k;
+                        if (room == 0 || n == XFER_MAX_RUNS + 1) {
+                                int r = xfer_sendv(x, v, n);
+                                if (r < 0)
+                                        return r;
+                                n = 0;
+                                room = XFER_SLICE_PAGES;
+                        }
+                }
+        }
+        return n ? xfer_sendv(x, v, n) : 0;
+}
+
 static int flush_pages(struct xfer *x, uint32_t pass)
 {
         struct sim_vm *vm = x->vm;
@@ -277,13 +306,16 @@ static int flush_pages(struct xfer *x, uint32_t pass)
         x->rec.hdr.payload_len = (uint64_t)x->rec.hdr.npages * SIM_PAGE_SIZE;
         x->iov[0].iov_base = &x->rec;
         x->iov[0].iov_len = sizeof(x->rec.hdr) + nruns * sizeof(struct run);
-        for (uint32_t i = 0; i < nruns; i++) {
-                x->iov[i + 1].iov_base = vm->mem + x->rec.runs[i].first * SIM_PAGE_SIZE;
-                x->iov[i + 1].iov_len = x->rec.runs[i].count * SIM_PAGE_SIZE;
+        int r;
+        if (x->verify) {
+                r = send_sliced(x, nruns);
+        } else {
+                for (uint32_t i = 0; i < nruns; i++) {
+                        x->iov[i + 1].iov_base = vm->mem + x->rec.runs[i].first * SIM_PAGE_SIZE;
+                        x->iov[i + 1].iov_len = x->rec.runs[i].count * SIM_PAGE_SIZE;
+                }
+                r = xfer_sendv(x, x->iov, (int)nruns + 1);
         }
-        int r = xfer_sendv(x, x->iov, (int)nruns + 1);
-        if (r == 0)
-                hash_runs(x, nruns);
         x->rec.hdr.nruns = 0;
         x->rec.hdr.npages = 0;
         return r;
@@ -409,7 +441,7 @@ static int source_run(struct xfer *x)
                 uint64_t image_size;
                 uint32_t page_size, compat_len;
         } hello = {.version = XFER_VERSION,
-                   .flags = x->verify ? XFER_FLAG_VERIFY : 0,
+                   .flags = x->verify ? XFER_FLAG_VERIFY | XFER_FLAG_BULK : 0,
                    .session = vm->session_id,
                    .image_size = vm->mem_size,
                    .page_size = SIM_PAGE_SIZE,
@@ -539,28 +571,23 @@ static int recv_pages(struct xfer *x, const struct rec_hdr *h)
                 return -EPROTO;
         if (!x->verify)
                 return xfer_recvv(x, x->iov, (int)h->nruns);
-        /* Verifying: land the bytes in a small cache-resident buffer, hash them there and copy
-         * them into the image. Reading the image back after a large receive costs far more
-         * (the kernel's bulk copy leaves it out of cache). */
-        uint64_t hash_ns = 0;
+        /* Verifying: read straight into the image in XFER_SLICE_PAGES slices and hash each slice
+         * right after its read, while the kernel's copy has left it in L2. */
         for (uint32_t i = 0; i < h->nruns; i++) {
                 const struct run *rn = &x->rec.runs[i];
-                for (uint64_t p = rn->first; p < rn->first + rn->count; p += XFER_BOUNCE_PAGES) {
+                for (uint64_t p = rn->first; p < rn->first + rn->count; p += XFER_SLICE_PAGES) {
                         uint64_t n = rn->first + rn->count - p;
-                        if (n > XFER_BOUNCE_PAGES)
-                                n = XFER_BOUNCE_PAGES;
-                        r = xfer_recv(x, x->bounce, n * SIM_PAGE_SIZE);
+                        if (n > XFER_SLICE_PAGES)
+                                n = XFER_SLICE_PAGES;
+                        uint8_t *at = vm->mem + p * SIM_PAGE_SIZE;
+                        r = xfer_recv(x, at, n * SIM_PAGE_SIZE);
                         if (r < 0)
                                 return r;
                         uint64_t t0 = ferry_now_ns();
-                        for (uint64_t k = 0; k < n; k++)
-                                x->page_hash[p + k] =
-                                    hcs_hash64(x->bounce + k * SIM_PAGE_SIZE, SIM_PAGE_SIZE, p + k);
-                        hash_ns += ferry_now_ns() - t0;
-                        memcpy(vm->mem + p * SIM_PAGE_SIZE, x->bounce, n * SIM_PAGE_SIZE);
+                        hash_pages(x, at, p, n);
+                        x->hash_ns += ferry_now_ns() - t0;
                 }
         }
-        x->hash_us += hash_ns / 1000;
         return 0;
 }
 
@@ -608,11 +635,14 @@ static int destination_run(struct xfer *x)
         x->verify = hello.flags & XFER_FLAG_VERIFY;
         if (x->verify && !x->page_hash) {
                 x->page_hash = calloc(vm->npages, sizeof(uint64_t));
-                x->bounce = malloc((size_t)XFER_BOUNCE_PAGES * SIM_PAGE_SIZE);
-                if (!x->page_hash || !x->bounce)
+                if (!x->page_hash)
                         return -ENOMEM;
         }
-        if (hello.version != XFER_VERSION || (hello.flags & ~XFER_FLAG_VERIFY) ||
+        /* A peer verifying with another page hash is refused here rather than failing the
+         * checksum after the whole transfer. */
+        bool known_hash = !x->verify || (hello.flags & XFER_FLAG_BULK);
+        if (hello.version != XFER_VERSION || !known_hash ||
+            (hello.flags & ~(XFER_FLAG_VERIFY | XFER_FLAG_BULK)) ||
             hello.session != vm->session_id || hello.image_size != vm->mem_size ||
             hello.page_size != SIM_PAGE_SIZE)
                 status = -EINVAL;
@@ -764,9 +794,8 @@ static int run(struct sim_vm *vm, bool source)
                                                    : "transfer.destination_drop_after_bytes",
                                             &x->drop_at);
         int r = source ? source_run(x) : destination_run(x);
-        vm->last_hash_us = x->hash_us;
+        vm->last_hash_us = x->hash_ns / 1000;
         free(x->page_hash);
-        free(x->bounce);
         if (r < 0) {
                 enum hcs_result res;
                 const char *why;
