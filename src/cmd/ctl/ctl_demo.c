@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <json-c/json.h>
+
 #include "cmd/ctl/ctl_demo.h"
 #include "cmd/ctl/ctl_migrate.h"
 #include "cmd/ctl/ctl_proc.h"
@@ -38,8 +40,18 @@ struct demo_opts {
         int64_t kill_destination_at_pass; /* SIGKILL the destination shim; < 0 never */
         uint32_t timeout_s;
         const char *memory_mb;
-        const char *dirty_rate; /* NULL: BUSY_DIRTY_PAGES_RATE when the shim supports it */
+        const char *dirty_rate;    /* NULL: BUSY_DIRTY_PAGES_RATE when the shim supports it */
+        uint64_t drop_after_bytes; /* > 0: ferryctl relays the transport and drops it */
+        enum ctl_drop_side drop_side;
         bool keep, keep_on_failure, json;
+};
+
+/* Where the pod was found on one side after the migration, for --json's end_state line. */
+struct end_side {
+        bool checked;
+        const char *status[2]; /* per demo_containers: "running", "stopped", ... or "gone" */
+        uint32_t pid[2];
+        char sandbox[32]; /* "gone" when the sandbox did not answer */
 };
 
 struct shim_proc {
@@ -58,6 +70,7 @@ struct demo {
         struct shim_proc src, dst;
         uint32_t pids[2]; /* the containers' init pids on the source, per demo_containers */
         bool dst_killed;
+        struct end_side end_src, end_dst;
         uint64_t t0;
 };
 
@@ -269,9 +282,12 @@ static int create_pod(struct demo *d, struct pod_conn *pc)
 
 static int check_tasks(struct demo *d, const struct shim_proc *p, bool want_running)
 {
+        struct end_side *e = p == &d->src ? &d->end_src : &d->end_dst;
         struct pod_conn pc;
         int status = 0, r, bad = 0;
         char state[32] = "";
+
+        e->checked = true;
 
         r = pod_connect(&pc, p);
         if (r < 0) {
@@ -287,6 +303,9 @@ static int check_tasks(struct demo *d, const struct shim_proc *p, bool want_runn
                 r = ctl_task_state(&pc.conn, id, &status, &pid, &pc.err);
                 bool running = r == 0 && status == TASK_RUNNING;
 
+                e->status[i] = r == 0 ? ctl_task_status_name(status) : "gone";
+                e->pid[i] = pid;
+
                 step(d, "check: %s container %s is %s (pid %u)", p->name, id,
                      r == 0 ? ctl_task_status_name(status) : "gone", pid);
                 if (running != want_running)
@@ -299,6 +318,7 @@ static int check_tasks(struct demo *d, const struct shim_proc *p, bool want_runn
                 }
         }
         r = ctl_sandbox_state(&pc.conn, SANDBOX_ID, state, &pc.err);
+        (void)ferry_strscpy(e->sandbox, r == 0 ? state : "gone", sizeof(e->sandbox));
         step(d, "check: %s sandbox is %s", p->name, r == 0 ? state : "gone");
         if (want_running && (r < 0 || strcmp(state, "ready") != 0))
                 bad++;
@@ -374,6 +394,8 @@ static void setup_migration(struct demo *d, struct ctl_migrate_opts *mo, char *b
             .bundle_dir = bundles,
             .timeout_s = d->o->timeout_s,
             .cancel_after_pass = d->o->cancel_after_pass,
+            .drop_after_bytes = d->o->drop_after_bytes,
+            .drop_side = d->o->drop_side,
             .json = d->o->json,
             .t0_us = d->t0,
             .on_pass = on_pass,
@@ -392,7 +414,7 @@ enum demo_status {
 
 static bool faulted(const struct demo *d)
 {
-        return d->o->source_fault || d->o->destination_fault;
+        return d->o->source_fault || d->o->destination_fault || d->o->drop_after_bytes;
 }
 
 /* The migrated containers answer on the destination: a signal reaches the guest process that
@@ -423,17 +445,55 @@ static int check_control(struct demo *d)
         return r;
 }
 
+static json_object *end_side_json(const struct demo *d, const struct end_side *e)
+{
+        json_object *o;
+
+        if (!e->checked)
+                return NULL;
+        o = json_object_new_object();
+        for (size_t i = 0; i < ARRAY_SIZE(demo_containers); i++) {
+                json_object *t = json_object_new_object();
+
+                json_object_object_add(t, "status", json_object_new_string(e->status[i]));
+                json_object_object_add(t, "pid", json_object_new_int64(e->pid[i]));
+                json_object_object_add(t, "source_pid", json_object_new_int64(d->pids[i]));
+                json_object_object_add(o, demo_containers[i], t);
+        }
+        json_object_object_add(o, "sandbox", json_object_new_string(e->sandbox));
+        return o;
+}
+
+/* --json: one line with where the pod was found on each side, so a test (the fault sweep)
+ * can assert the end state itself rather than trust the exit status alone. */
+static void print_end_state(const struct demo *d, bool migrated, bool passed)
+{
+        json_object *o = json_object_new_object(), *e = json_object_new_object();
+
+        json_object_object_add(e, "expect",
+                               json_object_new_string(migrated ? "destination" : "source"));
+        json_object_object_add(e, "source", end_side_json(d, &d->end_src));
+        json_object_object_add(e, "destination", end_side_json(d, &d->end_dst));
+        json_object_object_add(e, "destination_killed", json_object_new_boolean(d->dst_killed));
+        json_object_object_add(e, "checks_passed", json_object_new_boolean(passed));
+        json_object_object_add(o, "end_state", e);
+        printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        fflush(stdout);
+        json_object_put(o);
+}
+
 /* Which side must run after the migration, and whether it does. */
 static int check_outcome(struct demo *d, const struct ctl_migrate_result *res)
 {
         /* the pod moved once the destination resumed, even if a later step failed */
         bool migrated = res->succeeded || res->resumed_on_destination;
+        bool unexpected = !migrated && !res->cancelled && !faulted(d) && !d->dst_killed;
         int r;
 
-        if (!migrated && !res->cancelled && !faulted(d) && !d->dst_killed) {
+        /* an unasked-for failure fails the demo, but where the pod ended up is still checked
+         * and reported: the source must have kept it */
+        if (unexpected)
                 fprintf(stderr, "ferryctl: demo: the migration failed: %s\n", res->failure);
-                return -EIO;
-        }
         if (migrated && d->o->cancel_after_pass >= 0 && !res->cancelled)
                 step(d, "note: the transfer finished before the cancel landed");
         step(d, "expect: %s",
@@ -441,10 +501,16 @@ static int check_outcome(struct demo *d, const struct ctl_migrate_result *res)
                       : "source still runs, destination holds nothing");
         /* a killed destination has nothing left to ask */
         r = d->dst_killed ? 0 : check_tasks(d, &d->dst, migrated);
-        if (check_tasks(d, &d->src, !migrated) < 0 || r < 0) {
+        if (check_tasks(d, &d->src, !migrated) < 0)
+                r = -EBADE;
+        if (d->o->json)
+                print_end_state(d, migrated, r == 0);
+        if (r < 0) {
                 fprintf(stderr, "ferryctl: demo: CHECK FAILED: the pod is not where it must be\n");
                 return -EBADE;
         }
+        if (unexpected)
+                return -EIO;
         if (migrated && check_control(d) < 0) {
                 fprintf(stderr, "ferryctl: demo: CHECK FAILED: the destination does not control "
                                 "the migrated container\n");
@@ -522,7 +588,9 @@ static void demo_usage(FILE *f)
                    "         [--timeout S] [--json]\n"
                    "         [--cancel-after-pass N] [--kill-destination-at-pass N]\n"
                    "         [--source-fault NAME[:NTH]]\n"
-                   "         [--destination-fault NAME[:NTH]] [--shim-arg ARG]... [--keep]\n"
+                   "         [--destination-fault NAME[:NTH]]\n"
+                   "         [--drop-transport-after N[k|m][:source|:destination|:both]]\n"
+                   "         [--shim-arg ARG]... [--keep]\n"
                    "         [--keep-on-failure]\n");
 }
 
@@ -536,6 +604,8 @@ static int parse_demo(int argc, char **argv, struct demo_opts *o)
             {"kill-destination-at-pass", required_argument, NULL, 'K'},
             {"source-fault", required_argument, NULL, 'f'},
             {"destination-fault", required_argument, NULL, 'F'},
+            {"drop-transport-after", required_argument, NULL, 'D'},
+            {"dirty-pages-rate", required_argument, NULL, 'r'},
             {"shim-arg", required_argument, NULL, 'a'},
             {"keep", no_argument, NULL, 'k'},
             {"keep-on-failure", no_argument, NULL, 'K' + 256},
@@ -578,6 +648,10 @@ static int parse_demo(int argc, char **argv, struct demo_opts *o)
                         break;
                 case 'F':
                         o->destination_fault = optarg;
+                        break;
+                case 'D':
+                        if (ctl_relay_parse(optarg, &o->drop_after_bytes, &o->drop_side) < 0)
+                                return -EINVAL;
                         break;
                 case 'a':
                         if (o->n_shim_args >= MAX_SHIM_ARGS)

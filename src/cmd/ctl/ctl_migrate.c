@@ -16,6 +16,7 @@
 #include "cmd/ctl/ctl_migrate.h"
 #include "cmd/ctl/ctl_proc.h"
 #include "cmd/ctl/ctl_rpc.h"
+#include "migration/socket.h"
 #include "util/util.h"
 
 #include "migration.pb-c.h"
@@ -104,6 +105,7 @@ struct mig {
         uint64_t blackout_started_at; /* the source's BLACKOUT_STARTED arrived */
         bool tty;                     /* stdout is a terminal: progress redraws one bar line */
         bool bar_open;                /* the bar line has no newline yet */
+        struct ctl_relay *relay;      /* opts->drop_after_bytes: ferryctl relays the transport */
 };
 
 static void say(struct mig *m, const char *fmt, ...) _printf_(2, 3);
@@ -585,20 +587,73 @@ static int transport_pair(enum ctl_transport kind, int ret_fds[2])
         return 0;
 }
 
-/* Hands fd to the shim behind s: the shim takes it with pidfd_getfd(2) from this process while
- * the call is in flight (docs/migration.md, "socket adoption"). */
+/* The shim's handoff socket, "<address>.handoff", when it listens on one. */
+static bool handoff_path(const struct side *s, char *path, size_t size)
+{
+        const char *addr = s == &s->m->src ? s->m->opts->source : s->m->opts->destination;
+        struct stat st;
+
+        if (ferry_bprintf(path, size, "%s.handoff", addr) < 0)
+                return false;
+        return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* Hands fd to the shim behind s (docs/migration.md, "socket adoption"): over the shim's handoff
+ * socket with a one-time token when it has one (needs no ptrace rights, and works for a shim
+ * under valgrind, which lacks pidfd_getfd), else as "pid=<pid> fd=<fd>" for pidfd_getfd(2),
+ * which the shim does while the call is in flight. */
 static int hand_socket(struct side *s, int fd, struct ctl_error *err)
 {
         CreateDuplicateSocketRequest req = CREATE_DUPLICATE_SOCKET_REQUEST__INIT;
-        char info[96];
-        int n;
+        char info[96], path[PATH_MAX], token[MIG_TOKEN_LEN + 1];
+        int n, r;
 
-        n = snprintf(info, sizeof(info), "ferry-socket-v1 pid=%d fd=%d", (int)getpid(), fd);
+        if (handoff_path(s, path, sizeof(path))) {
+                r = mig_token_new(token);
+                if (r == 0)
+                        r = mig_handoff_send(path, fd, token, 5000);
+                if (r < 0) {
+                        *err = (struct ctl_error){.code = FERRY_CODE_UNAVAILABLE};
+                        (void)ferry_bprintf(err->message, sizeof(err->message),
+                                            "handoff %.400s: %s", path, strerror(-r));
+                        return r;
+                }
+                n = snprintf(info, sizeof(info), "ferry-socket-v1 token=%s", token);
+        } else {
+                n = snprintf(info, sizeof(info), "ferry-socket-v1 pid=%d fd=%d", (int)getpid(), fd);
+        }
         req.session_id = s->m->res->session_id;
         req.protocol_info.data = (uint8_t *)info;
         req.protocol_info.len = (size_t)n;
         return mig_call(s, "CreateDuplicateSocket", &req.base,
                         &create_duplicate_socket_response__descriptor, NULL, RETRY_NONE, err);
+}
+
+/* Two pairs with ferryctl's relay between them: ret_fds gets the shims' ends. */
+static int relay_pairs(struct mig *m, int ret_fds[2])
+{
+        int a[2], b[2], r;
+
+        r = transport_pair(m->opts->transport, a);
+        if (r < 0)
+                return r;
+        r = transport_pair(m->opts->transport, b);
+        if (r < 0) {
+                close(a[0]);
+                close(a[1]);
+                return r;
+        }
+        r = ctl_relay_start(a[1], b[0], m->opts->drop_after_bytes, m->opts->drop_side, &m->relay);
+        if (r < 0) {
+                close(a[0]);
+                close(b[1]);
+                return r;
+        }
+        say(m, "transport relayed by ferryctl: dropped (%s) after %" PRIu64 " bytes",
+            ctl_drop_side_name(m->opts->drop_side), m->opts->drop_after_bytes);
+        ret_fds[0] = a[0];
+        ret_fds[1] = b[1];
+        return 0;
 }
 
 static int step_socket(struct mig *m)
@@ -609,7 +664,8 @@ static int step_socket(struct mig *m)
         int r;
 
         step_begin(m, STEP_SOCKET, &t);
-        r = transport_pair(m->opts->transport, fds);
+        r = m->opts->drop_after_bytes ? relay_pairs(m, fds)
+                                      : transport_pair(m->opts->transport, fds);
         if (r < 0) {
                 fail(m, "transport: %s", strerror(-r));
                 return r;
@@ -820,6 +876,8 @@ static void discard_destination(struct mig *m)
 /* After a failure or a cancel the source must keep running: the destination is discarded
  * first (the two never run at once), then the source is cancelled (a no-op where there is
  * nothing to abort), resumed and cleaned up. The source's resume decides the outcome. */
+#define ROLLBACK_RESUME_TRIES 3
+
 static int rollback(struct mig *m)
 {
         struct ctl_error err;
@@ -830,7 +888,18 @@ static int rollback(struct mig *m)
         if (!m->src.started)
                 return 0;
         (void)session_call(&m->src, "Cancel", RETRY_UNAVAILABLE, &err);
-        r = finalize(&m->src, FINALIZE_ACTION__FINALIZE_ACTION_RESUME, RETRY_UNAVAILABLE, &err);
+        /* the pod must not stay paused: a resume that failed (the session stays cancelled and
+         * asks for a finalize again) is retried a few times before giving up */
+        for (unsigned i = 0; i < ROLLBACK_RESUME_TRIES; i++) {
+                if (i)
+                        pause_ms(m, 50);
+                r = finalize(&m->src, FINALIZE_ACTION__FINALIZE_ACTION_RESUME, RETRY_UNAVAILABLE,
+                             &err);
+                if (r == 0 || m->src.conn.lost || ctl_interrupted)
+                        break;
+                say(m, "source FinalizeSandbox(RESUME): %s: %s%s", ferry_code_name(err.code),
+                    err.message, i + 1 < ROLLBACK_RESUME_TRIES ? "; retrying" : "");
+        }
         if (r < 0) {
                 fprintf(stderr, "ferryctl: rollback: source FinalizeSandbox(RESUME): %s: %s\n",
                         ferry_code_name(err.code), err.message);
@@ -959,6 +1028,9 @@ int ctl_migrate(const struct ctl_migrate_opts *opts, struct ctl_migrate_result *
         res->blackout_dst_ms = m.dst.blackout_ms;
         res->dropped = m.src.dropped + m.dst.dropped;
         res->total_us = ferry_now_us() - t_start;
+        res->transport_dropped = ctl_relay_dropped(m.relay);
+        res->relay_bytes = ctl_relay_bytes(m.relay);
+        ctl_relay_free(m.relay);
         close_side(&m, &m.src);
         close_side(&m, &m.dst);
         uv_run(&m.loop, UV_RUN_NOWAIT);
@@ -997,6 +1069,12 @@ static void print_summary_json(const struct ctl_migrate_result *res)
                 json_object_object_add(steps, step_names[i],
                                        json_object_new_double((double)res->step_us[i] / 1e3));
         json_object_object_add(o, "steps_ms", steps);
+        if (res->relay_bytes || res->transport_dropped) {
+                json_object_object_add(o, "transport_dropped",
+                                       json_object_new_boolean(res->transport_dropped));
+                json_object_object_add(o, "relay_bytes",
+                                       json_object_new_int64((int64_t)res->relay_bytes));
+        }
         if (res->failure[0])
                 json_object_object_add(o, "failure", json_object_new_string(res->failure));
         printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
@@ -1028,6 +1106,9 @@ void ctl_migrate_print_summary(const struct ctl_migrate_result *res, bool json)
         printf("  %-30s %9.1f ms\n", "total", (double)res->total_us / 1e3);
         if (res->dropped)
                 printf("  %-30s %9" PRIu64 "\n", "notifications dropped", res->dropped);
+        if (res->relay_bytes || res->transport_dropped)
+                printf("  %-30s %9" PRIu64 " bytes%s\n", "relayed by ferryctl", res->relay_bytes,
+                       res->transport_dropped ? ", then dropped" : "");
         if (res->failure[0])
                 printf("  failure: %s\n", res->failure);
         fflush(stdout);
@@ -1072,7 +1153,9 @@ static void migrate_usage(FILE *f)
             f,
             "usage: ferryctl migrate --source SOCK --destination SOCK [--container SRC[=DST]]...\n"
             "         [--session ID] [--sandbox-id ID] [--bundle-dir DIR] [--transport tcp|unix]\n"
-            "         [--timeout SECONDS] [--cancel-after-pass N] [--json] [--quiet]\n");
+            "         [--timeout SECONDS] [--cancel-after-pass N]\n"
+            "         [--drop-transport-after N[k|m][:source|:destination|:both]] [--json] "
+            "[--quiet]\n");
 }
 
 int ctl_migrate_main(int argc, char **argv)
@@ -1087,6 +1170,7 @@ int ctl_migrate_main(int argc, char **argv)
             {"transport", required_argument, NULL, 't'},
             {"timeout", required_argument, NULL, 'T'},
             {"cancel-after-pass", required_argument, NULL, 'C'},
+            {"drop-transport-after", required_argument, NULL, 'D'},
             {"json", no_argument, NULL, 'j'},
             {"quiet", no_argument, NULL, 'q'},
             {"help", no_argument, NULL, 'h'},
@@ -1134,6 +1218,9 @@ int ctl_migrate_main(int argc, char **argv)
                 case 'C':
                         r = parse_u32(optarg, &u);
                         o.cancel_after_pass = u;
+                        break;
+                case 'D':
+                        r = ctl_relay_parse(optarg, &o.drop_after_bytes, &o.drop_side);
                         break;
                 case 'j':
                         o.json = true;

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ctl_relay.h"
+
 #define CTL_MAX_CONTAINERS 16
 
 /* One container to carry over: its id on the source and the id it gets on the destination. */
@@ -38,6 +40,10 @@ struct ctl_migrate_opts {
          * be NULL */
         void (*on_pass)(uint32_t pass, void *userdata);
         void *userdata;
+        /* > 0: ferryctl relays the transport itself and drops it after this many bytes
+         * (ctl_relay.h), on drop_side; the source must be resumed */
+        uint64_t drop_after_bytes;
+        enum ctl_drop_side drop_side;
         uint64_t t0_us; /* progress lines count from here; 0 = now */
         bool json;      /* JSON lines instead of text */
         bool quiet;     /* only the summary */
@@ -59,10 +65,12 @@ struct ctl_migrate_result {
         /* as ferryctl saw it: the source's BLACKOUT_STARTED received to the destination's
          * FinalizeSandbox(RESUME) answered; an upper bound of the time the pod ran nowhere */
         uint64_t blackout_observed_us;
-        uint64_t dropped;     /* notifications the shims dropped for ferryctl */
-        uint64_t total_us;    /* first call to last answer */
-        uint64_t transfer_us; /* TransferSandbox to PHASE_DONE on both sides */
-        uint64_t step_us[10]; /* per step, indexed as ctl_step_name() */
+        uint64_t dropped;       /* notifications the shims dropped for ferryctl */
+        uint64_t total_us;      /* first call to last answer */
+        uint64_t transfer_us;   /* TransferSandbox to PHASE_DONE on both sides */
+        uint64_t step_us[10];   /* per step, indexed as ctl_step_name() */
+        bool transport_dropped; /* drop_after_bytes was reached and the relay cut the socket */
+        uint64_t relay_bytes;   /* bytes the relay forwarded (drop_after_bytes > 0) */
         char session_id[80];
         char failure[512]; /* the first failure, "" when none */
 };
