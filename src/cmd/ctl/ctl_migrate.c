@@ -1179,7 +1179,7 @@ int ctl_migrate_main(int argc, char **argv)
         struct ctl_migrate_opts o = {.cancel_after_pass = -1};
         struct ctl_migrate_result res;
         char tmp[PATH_MAX];
-        uint32_t u;
+        uint32_t u = 0;
         int c, r;
 
         optind = 1;

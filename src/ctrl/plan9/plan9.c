@@ -93,7 +93,7 @@ struct p9_call {
         bool read_only;
 };
 
-static bool in_flight(const struct fsm *m)
+static _unused_ bool in_flight(const struct fsm *m)
 {
         return m->machine->state_flags[fsm_state(m)] & FSM_STATE_INFLIGHT;
 }
