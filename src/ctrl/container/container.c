@@ -1280,6 +1280,8 @@ int container_action_bind_destination_resumed(struct container *c, void *arg)
 
 int container_action_abort_migrated(struct container *c, void *arg)
 {
+        /* The frozen source's guest went with its VM: delete must not call into it. */
+        c->guest_bound = false;
         process_teardown(c->init);
         publish_exit(c, process_exit_code(c->init), process_exited_at_us(c->init));
         signal_ended(c);

@@ -551,6 +551,14 @@ static void test_teardown_of_imported_never_resumed(void **state)
         assert_int_equal(hcs_fault_calls("guest.delete_container"), guest_deletes);
         assert_int_equal(dev.n, 0);
         assert_int_equal(n_exit, 1);
+
+        /* the frozen source, torn down because its VM is gone, is deleted without a guest call */
+        assert_int_equal(container_teardown(src), 0);
+        assert_string_equal(container_state_name(src), "stopped");
+        guest_deletes = hcs_fault_calls("guest.delete_container");
+        assert_int_equal(CALL(container_delete, src), 0);
+        assert_string_equal(container_state_name(src), "deleted");
+        assert_int_equal(hcs_fault_calls("guest.delete_container"), guest_deletes);
         ctrl_envelope_free(e);
         container_free(d);
         container_free(src);
