@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* The sandbox: the shim's one VM, the Sandbox service over it, and the migration session's
- * sandbox operations.
+/* The sandbox: the shim's one VM and its one pod, the Sandbox service over them, and the
+ * migration session's sandbox operations.
  *
- * The VM controller (src/ctrl/vm, spec/vm.yaml) owns the VM's lifecycle; this file only maps
- * its states to the Sandbox API's names, keeps the exit (status, time, waiters) that
- * WaitSandbox reports, and sequences the controller's calls for a migration. */
+ * The VM controller (src/ctrl/vm, spec/vm.yaml) owns the VM's lifecycle and the pod controller
+ * (src/ctrl/pod, spec/pod.yaml) the pod's, whose containers are the Task service's tasks; this
+ * file only maps the VM's states to the Sandbox API's names, keeps the exit (status, time,
+ * waiters) that WaitSandbox reports, and sequences the controllers' calls for a migration. */
 #include "service/sandbox.h"
 
 #include <errno.h>
@@ -15,18 +16,20 @@
 #include <unistd.h>
 
 #include "ctrl/common/envelope.h"
+#include "ctrl/pod/pod.h"
 #include "ctrl/vm/vm.h"
+#include "migration/vm_ops.h"
 #include "guest/guest.h"
 #include "hcs/hcs.h"
 #include "rpc/ttrpc.h"
 #include "sandbox.pb-c.h"
 #include "service/events.h"
-#include "service/task.h"
 #include "service/wire.h"
 #include "util/util.h"
 
-#define SANDBOX_SAVE_NAME      "sandbox"
-#define SANDBOX_SCHEMA_VERSION 1u
+#define SANDBOX_SAVE_NAME "sandbox"
+/* 2: the pod's envelope replaced schema 1's task list (proto/sandbox.proto) */
+#define SANDBOX_SCHEMA_VERSION 2u
 
 struct exit_waiter {
         sandbox_exit_fn fn;
@@ -40,8 +43,8 @@ struct sandbox {
         struct hcs_backend *backend;
         struct shim_events *events;
         struct sandbox_options opts;
-        struct vm *vm; /* the VM controller owns the lifecycle (spec/vm.yaml) */
-        struct task_service *tasks;
+        struct vm *vm;   /* the VM controller owns the lifecycle (spec/vm.yaml) */
+        struct pod *pod; /* its containers are the tasks (spec/pod.yaml) */
         struct mig_session *mig;
         char id[TTRPC_ID_MAX + 1]; /* "" until create or import */
         char *bundle;
@@ -52,9 +55,8 @@ struct sandbox {
         uint32_t exit_status;
         bool exited;
         struct exit_waiter *waiters;
-        /* migration: a finalize that waits for a cancelled transfer to unwind */
-        bool xfer_inflight;
-        struct deferred_finalize *deferred;
+        /* migration: the VM's steps are src/migration/vm_ops.c's (mig_vm_ops) */
+        struct mig_vm_sandbox *vm_steps;
         /* close */
         uv_timer_t retry;
         bool closing;
@@ -65,7 +67,6 @@ struct sandbox {
 };
 
 static void on_vm_exit(int result, void *userdata);
-static void on_vm_note(struct vm *vm, const struct hcs_notification *n, void *userdata);
 
 int sandbox_new(uv_loop_t *loop, struct hcs_backend *b, struct shim_events *events,
                 const struct sandbox_options *opts, struct sandbox **ret)
@@ -83,26 +84,51 @@ int sandbox_new(uv_loop_t *loop, struct hcs_backend *b, struct shim_events *even
         if (!sb->opts.processors)
                 sb->opts.processors = 2;
         int r = vm_new(loop, b, "sandbox", &sb->vm);
+        if (r == 0) {
+                r = pod_new(sb->vm, "sandbox", &sb->pod);
+                if (r == 0)
+                        r = mig_vm_sandbox_new(loop, sb->vm, &sb->vm_steps);
+                if (r < 0) {
+                        sb->pod = pod_free(sb->pod);
+                        sb->vm = vm_free(sb->vm);
+                }
+        }
         if (r < 0) {
                 free(sb);
                 return r;
         }
         vm_on_exit(sb->vm, on_vm_exit, sb);
-        vm_subscribe(sb->vm, on_vm_note, sb);
         uv_timer_init(loop, &sb->retry);
         sb->retry.data = sb;
         *ret = sb;
         return 0;
 }
 
-void sandbox_set_tasks(struct sandbox *sb, struct task_service *ts)
+/* The pod's host-side hooks: its containers publish through the shim's events. */
+static struct pod_options pod_opts(const struct sandbox *sb)
 {
-        sb->tasks = ts;
+        return (struct pod_options){.pod_id = sb->id,
+                                    .publish = sb->events ? shim_events_publish : NULL,
+                                    .publish_userdata = sb->events};
+}
+
+struct pod *sandbox_pod(struct sandbox *sb)
+{
+        return sb->pod;
+}
+
+bool sandbox_exited(const struct sandbox *sb, uint64_t *ret_exited_at_ns)
+{
+        if (sb->exited && ret_exited_at_ns)
+                *ret_exited_at_ns = sb->exited_at_ns;
+        return sb->exited;
 }
 
 void sandbox_set_migration(struct sandbox *sb, struct mig_session *s)
 {
         sb->mig = s;
+        /* the VM's host-compute notifications go to the session */
+        mig_vm_sandbox_bind(sb->vm_steps, s);
 }
 
 static bool vm_in(const struct sandbox *sb, const char *state)
@@ -204,16 +230,13 @@ static void on_vm_exit(int result, void *userdata)
         mark_exited(userdata, result);
 }
 
-static void on_vm_note(struct vm *vm, const struct hcs_notification *n, void *userdata)
-{
-        struct sandbox *sb = userdata;
-        if (sb->mig)
-                mig_session_host_event(sb->mig, n);
-}
-
 static void on_created(int result, void *userdata)
 {
         struct sandbox *sb = userdata;
+        if (result == 0) {
+                struct pod_options o = pod_opts(sb);
+                result = pod_create(sb->pod, &o);
+        }
         if (result < 0)
                 sb->id[0] = '\0'; /* the VM controller is invalid or back in not_created */
         else
@@ -410,7 +433,6 @@ static void free_sandbox(uv_handle_t *h)
                 sb->waiters = w->next;
                 free(w);
         }
-        free(sb->deferred);
         free(sb->bundle);
         free(sb);
         if (done)
@@ -448,6 +470,8 @@ static void try_close(struct sandbox *sb)
                 vm_subscribe(sb->vm, NULL, NULL);
                 vm_on_exit(sb->vm, NULL, NULL);
                 sb->vm = NULL;
+                sb->pod = NULL; /* they borrow the VM: left with it */
+                sb->vm_steps = NULL;
                 uv_close((uv_handle_t *)&sb->retry, free_sandbox);
                 return;
         }
@@ -463,6 +487,15 @@ static void try_close(struct sandbox *sb)
         }
         if (!down) /* terminate is on its way */
                 return;
+        /* the VM's borrowers first; each refuses while one of its calls is in flight */
+        if (mig_vm_sandbox_free(sb->vm_steps) == 0)
+                sb->vm_steps = NULL;
+        if (!sb->vm_steps)
+                sb->pod = pod_free(sb->pod);
+        if (sb->vm_steps || sb->pod) {
+                uv_timer_start(&sb->retry, retry_close, 5, 0);
+                return;
+        }
         sb->vm = vm_free(sb->vm);
         if (sb->vm) { /* its last host completion is still on its way */
                 uv_timer_start(&sb->retry, retry_close, 5, 0);
@@ -488,7 +521,8 @@ void sandbox_close(struct sandbox *sb, sandbox_done_fn done, void *userdata)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* migration: the session's sandbox operations over the VM controller and the task service */
+/* migration: the session's sandbox operations: the VM's steps are mig_vm_ops (src/migration/
+ * vm_ops.c) over the same VM controller; the pod's calls are sequenced around them */
 
 /* A completion delivered on a later loop turn, so no caller is called back before it
  * returns. */
@@ -527,10 +561,9 @@ static int later_done(struct sandbox *sb, int result, mig_done_fn done, void *us
 struct step {
         struct sandbox *sb;
         mig_done_fn done;
-        mig_prepare_fn prepare_done;
         void *userdata;
-        enum mig_origin origin;
-        bool resume;
+        bool resume;    /* the VM runs again after it: the pod resumes */
+        bool terminate; /* a terminate: -EALREADY (already down) is success */
 };
 
 static struct step *step_new(struct sandbox *sb, mig_done_fn done, void *userdata)
@@ -552,13 +585,7 @@ static void step_end(struct step *st, int result)
 static enum mig_vm_state ops_vm_state(void *p)
 {
         struct sandbox *sb = p;
-        if (vm_in(sb, "not_created"))
-                return MIG_VM_NOT_CREATED;
-        if (vm_in(sb, "terminated"))
-                return MIG_VM_TERMINATED;
-        if (vm_in(sb, "migration_finalized"))
-                return MIG_VM_FINALIZED;
-        return MIG_VM_ACTIVE;
+        return mig_vm_ops.vm_state(sb->vm_steps);
 }
 
 static void step_result(int result, void *userdata)
@@ -569,36 +596,96 @@ static void step_result(int result, void *userdata)
 static int ops_initialize(void *p, const char *opts_json, mig_done_fn done, void *userdata)
 {
         struct sandbox *sb = p;
-        struct step *st = step_new(sb, done, userdata);
-        if (!st)
-                return -ENOMEM;
-        int r = vm_initialize_source(sb->vm, opts_json, step_result, st);
-        if (r < 0)
-                free(st);
+        return mig_vm_ops.initialize(sb->vm_steps, opts_json, done, userdata);
+}
+
+/* A pod call whose done may come at once (its answer is then taken as the call's outcome) or
+ * later (a save rolling back, a patch opening IO on the thread pool). */
+struct pod_wait {
+        bool answered, detached;
+        int result;
+};
+
+static void pod_wait_done(int result, void *userdata)
+{
+        struct pod_wait *w = userdata;
+        if (w->detached) {
+                free(w);
+                return;
+        }
+        w->answered = true;
+        w->result = result;
+}
+
+/* The outcome of a pod call that took w: its answer if it came at once, else pending (the
+ * late answer frees w). */
+static int pod_wait_end(struct pod_wait *w, int r, int pending)
+{
+        if (r < 0) {
+                free(w);
+                return r;
+        }
+        if (!w->answered) {
+                w->detached = true;
+                return pending;
+        }
+        r = w->result;
+        free(w);
         return r;
 }
 
+/* Source: the VM's envelope (a pure serialization), then the pod's, which freezes the pod and
+ * its containers; a failed pod save leaves nothing frozen. */
 static int ops_export(void *p, uint8_t **ret, size_t *ret_len)
 {
         struct sandbox *sb = p;
         Containerd__Runtime__Sandbox__V1__SandboxSave msg =
             CONTAINERD__RUNTIME__SANDBOX__V1__SANDBOX_SAVE__INIT;
-        ctrl_envelope *venv = NULL, *env = NULL;
+        ctrl_envelope *venv = NULL, *penv = NULL, *env = NULL;
         int r = vm_save(sb->vm, &venv);
         if (r < 0)
                 return r;
+        struct pod_wait *w = calloc(1, sizeof(*w));
+        r = w ? pod_save(sb->pod, &penv, pod_wait_done, w) : -ENOMEM;
+        r = w ? pod_wait_end(w, r, -EBUSY) : r; /* a late answer is a rollback: failed */
         msg.schema_version = SANDBOX_SCHEMA_VERSION;
         msg.sandbox_id = sb->id;
         msg.vm = venv;
-        r = sb->tasks ? task_service_save(sb->tasks, &msg) : 0;
+        msg.pod = penv;
         if (r == 0)
                 r = ctrl_envelope_pack(SANDBOX_SAVE_NAME, SANDBOX_SCHEMA_VERSION, &msg.base, &env);
         if (r == 0)
                 r = ctrl_envelope_to_bytes(env, ret, ret_len);
-        if (sb->tasks)
-                task_service_save_free(&msg);
         ctrl_envelope_free(env);
+        ctrl_envelope_free(penv);
         ctrl_envelope_free(venv);
+        return r;
+}
+
+/* Destination: the pod's import, then the VM's; a VM that refuses leaves a fresh pod again
+ * (an imported pod has nothing in any guest yet, and freeing it publishes nothing). */
+static int import_pod_vm(struct sandbox *sb, const char *sandbox_id,
+                         const Containerd__Runtime__Sandbox__V1__SandboxSave *m)
+{
+        if (!m->vm || !m->pod)
+                return -EINVAL;
+        uint8_t *vbuf = NULL;
+        size_t vlen = 0;
+        int r = ctrl_envelope_to_bytes(m->vm, &vbuf, &vlen);
+        if (r < 0)
+                return r;
+        struct pod_options o = pod_opts(sb);
+        r = pod_import(sb->pod, &o, m->pod);
+        if (r == 0)
+                r = mig_vm_ops.import_state(sb->vm_steps, sandbox_id, vbuf, vlen);
+        free(vbuf);
+        if (r < 0 && strcmp(pod_state_name(sb->pod), "not_created") != 0) {
+                struct pod *fresh = NULL;
+                if (pod_new(sb->vm, "sandbox", &fresh) == 0 && !pod_free(sb->pod))
+                        sb->pod = fresh;
+                else
+                        pod_free(fresh);
+        }
         return r;
 }
 
@@ -617,16 +704,8 @@ static int ops_import(void *p, const char *sandbox_id, const uint8_t *buf, size_
                     env, SANDBOX_SAVE_NAME, SANDBOX_SCHEMA_VERSION,
                     &containerd__runtime__sandbox__v1__sandbox_save__descriptor,
                     (ProtobufCMessage **)&msg, NULL, NULL);
-        if (r == 0 && !msg->vm)
-                r = -EINVAL;
-        /* the tasks first: they can be dropped again without a trace if the VM refuses */
-        if (r == 0 && sb->tasks)
-                r = task_service_import(sb->tasks, msg);
-        if (r == 0) {
-                r = vm_import(sb->vm, msg->vm);
-                if (r < 0 && sb->tasks)
-                        task_service_teardown(sb->tasks, 255);
-        }
+        if (r == 0)
+                r = import_pod_vm(sb, sandbox_id, msg);
         if (r == 0) {
                 ferry_strscpy(sb->id, sandbox_id, sizeof(sb->id));
                 sb->created_at_ns = shim_wall_ns();
@@ -637,182 +716,107 @@ static int ops_import(void *p, const char *sandbox_id, const uint8_t *buf, size_
         return r;
 }
 
+/* The imported containers that wait for their patch (a destination CreateTask), by id. */
 static int ops_pending(void *p, char *buf, size_t size)
 {
         struct sandbox *sb = p;
-        return sb->tasks ? task_service_unpatched(sb->tasks, buf, size) : 0;
+        int n = 0;
+        size_t len = 0;
+        if (size)
+                buf[0] = '\0';
+        for (size_t i = 0; i < pod_container_count(sb->pod); i++) {
+                struct container *c = pod_container_at(sb->pod, i);
+                if (pod_container_patched(sb->pod, c))
+                        continue;
+                if (size > len) {
+                        ssize_t w = ferry_bprintf(buf + len, size - len, "%s%s", n ? ", " : "",
+                                                  container_id(c));
+                        len = w < 0 ? size : len + (size_t)w;
+                }
+                n++;
+        }
+        return n;
 }
 
+/* Destination CreateTask with the source-container annotation: the pod patches the imported
+ * container with the destination's id, bundle and stdio. The pod has no network (the shim
+ * does not attach one), so no namespace travels with the sandbox container's patch. A patch
+ * that opens stdio on the thread pool completes later; until then the container counts as
+ * unpatched (PrepareSandbox names it). */
 static int ops_patch(void *p, const struct mig_patch *patch)
 {
         struct sandbox *sb = p;
         const Containerd__Task__V2__CreateTaskRequest *req = patch->request;
-        if (!sb->tasks)
-                return -EOPNOTSUPP;
-        return task_service_patch(sb->tasks, patch->source_container_id, patch->container_id,
-                                  req ? req->bundle : NULL, NULL);
-}
-
-static void prepare_patched(int result, void *userdata)
-{
-        struct step *st = userdata;
-        mig_prepare_fn done = st->prepare_done;
-        void *ud = st->userdata;
-        free(st);
-        done(result, true, ud);
-}
-
-static void prepare_created(int result, void *userdata)
-{
-        struct step *st = userdata;
-        if (result == 0)
-                result = vm_patch(st->sb->vm, prepare_patched, st);
-        if (result < 0) {
-                mig_prepare_fn done = st->prepare_done;
-                void *ud = st->userdata;
-                bool created = !vm_in(st->sb, "destination_migration_imported");
-                free(st);
-                done(result, created, ud);
+        struct container_patch_opts o = {.id = patch->container_id};
+        if (req) {
+                o.bundle = req->bundle;
+                o.io = (struct process_io){req->stdin, req->stdout, req->stderr, req->terminal};
         }
+        struct pod_wait *w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        int r =
+            pod_patch_container(sb->pod, patch->source_container_id, &o, NULL, pod_wait_done, w);
+        return pod_wait_end(w, r, 0);
 }
 
 static int ops_prepare_destination(void *p, const char *opts_json, mig_prepare_fn done,
                                    void *userdata)
 {
         struct sandbox *sb = p;
-        struct step *st = step_new(sb, NULL, userdata);
-        if (!st)
-                return -ENOMEM;
-        st->prepare_done = done;
-        int r = vm_create_destination(sb->vm, sb->id, opts_json, prepare_created, st);
-        if (r < 0)
-                free(st);
-        return r;
-}
-
-struct deferred_finalize {
-        bool resume, skip_host;
-        enum mig_origin origin;
-        mig_done_fn done;
-        void *userdata;
-};
-
-static int finalize_now(struct sandbox *sb, enum mig_origin origin, bool resume, bool skip_host,
-                        mig_done_fn done, void *userdata);
-
-static void transferred(int result, void *userdata)
-{
-        struct step *st = userdata;
-        struct sandbox *sb = st->sb;
-        sb->xfer_inflight = false;
-        step_end(st, result);
-        struct deferred_finalize *d = TAKE_PTR(sb->deferred);
-        if (d) {
-                int r = finalize_now(sb, d->origin, d->resume, d->skip_host, d->done, d->userdata);
-                if (r < 0)
-                        d->done(r, d->userdata);
-                free(d);
-        }
-}
-
-static void transfer_started(int result, void *userdata)
-{
-        struct step *st = userdata;
-        if (result == 0)
-                result = vm_transfer(st->sb->vm, transferred, st);
-        if (result < 0)
-                transferred(result, st);
+        return mig_vm_ops.prepare_destination(sb->vm_steps, opts_json, done, userdata);
 }
 
 static int ops_transfer(void *p, enum mig_origin origin, int fd, uint32_t session_num,
                         mig_done_fn done, void *userdata)
 {
         struct sandbox *sb = p;
-        struct step *st = step_new(sb, done, userdata);
-        if (!st) {
-                close(fd);
-                return -ENOMEM;
-        }
-        int r = origin == MIG_ORIGIN_SOURCE
-                    ? vm_start_source(sb->vm, fd, session_num, transfer_started, st)
-                    : vm_start_destination(sb->vm, fd, session_num, transfer_started, st);
-        if (r < 0) {
-                free(st);
-                return r;
-        }
-        sb->xfer_inflight = true;
-        return 0;
+        return mig_vm_ops.transfer(sb->vm_steps, origin, fd, session_num, done, userdata);
 }
 
-static void finalize_resumed(int result, void *userdata)
+static void ignore_done(int result, void *userdata)
 {
-        struct step *st = userdata;
-        if (result == 0 && st->sb->tasks)
-                task_service_resumed(st->sb->tasks, st->origin == MIG_ORIGIN_DESTINATION);
-        step_end(st, result);
 }
 
-static void finalize_host_done(int result, void *userdata)
+/* This side's VM is gone, or never ran: the pod's frozen containers end (137, their exits
+ * published) so Delete can proceed. Best effort: a pod that is not frozen is left as it is. */
+static void teardown_pod(struct sandbox *sb)
+{
+        (void)pod_teardown(sb->pod, ignore_done, NULL);
+}
+
+/* The VM's finalize (resume or stop) or terminate is done: the pod follows. */
+static void vm_step_done(int result, void *userdata)
 {
         struct step *st = userdata;
         struct sandbox *sb = st->sb;
+        if (result == -EALREADY && st->terminate)
+                result = 0;
         if (result == 0 && st->resume) {
-                result = vm_resume(sb->vm, finalize_resumed, st);
+                /* the VM runs again: a source rolls back, a destination binds its containers
+                 * (they republish TaskCreate and TaskStart) */
+                result = pod_resume(sb->pod, step_result, st);
                 if (result == 0)
                         return;
         } else if (result == 0) {
-                /* this side's VM is gone: its tasks end so Delete can proceed (137 = killed) */
-                if (sb->tasks)
-                        task_service_teardown(sb->tasks, 128 + 9);
+                teardown_pod(sb); /* this side's VM is gone */
                 mark_exited(sb, 0);
         }
         step_end(st, result);
-}
-
-static int finalize_now(struct sandbox *sb, enum mig_origin origin, bool resume, bool skip_host,
-                        mig_done_fn done, void *userdata)
-{
-        struct step *st = step_new(sb, done, userdata);
-        if (!st)
-                return -ENOMEM;
-        st->origin = origin;
-        st->resume = resume;
-        int r = skip_host ? vm_resume(sb->vm, finalize_resumed, st)
-                          : vm_finalize(sb->vm, resume, finalize_host_done, st);
-        if (r < 0)
-                free(st);
-        return r;
 }
 
 static int ops_finalize(void *p, enum mig_origin origin, bool resume, bool skip_host,
                         mig_done_fn done, void *userdata)
 {
         struct sandbox *sb = p;
-        if (sb->xfer_inflight) {
-                /* a cancelled transfer is still unwinding: finalize once it has */
-                if (sb->deferred)
-                        return -EBUSY;
-                sb->deferred = calloc(1, sizeof(*sb->deferred));
-                if (!sb->deferred)
-                        return -ENOMEM;
-                *sb->deferred =
-                    (struct deferred_finalize){resume, skip_host, origin, done, userdata};
-                return 0;
-        }
-        return finalize_now(sb, origin, resume, skip_host, done, userdata);
-}
-
-static void ops_terminated(int result, void *userdata)
-{
-        struct step *st = userdata;
-        if (result == -EALREADY)
-                result = 0;
-        if (result == 0) {
-                if (st->sb->tasks)
-                        task_service_teardown(st->sb->tasks, 128 + 9);
-                mark_exited(st->sb, 0);
-        }
-        step_end(st, result);
+        struct step *st = step_new(sb, done, userdata);
+        if (!st)
+                return -ENOMEM;
+        st->resume = resume || skip_host; /* skip_host: resume the VM only */
+        int r = mig_vm_ops.finalize(sb->vm_steps, origin, resume, skip_host, vm_step_done, st);
+        if (r < 0)
+                free(st);
+        return r;
 }
 
 static int ops_terminate(void *p, mig_done_fn done, void *userdata)
@@ -821,7 +825,8 @@ static int ops_terminate(void *p, mig_done_fn done, void *userdata)
         struct step *st = step_new(sb, done, userdata);
         if (!st)
                 return -ENOMEM;
-        int r = vm_terminate(sb->vm, ops_terminated, st);
+        st->terminate = true;
+        int r = mig_vm_ops.terminate(sb->vm_steps, vm_step_done, st);
         if (r < 0)
                 free(st);
         return r;
@@ -850,15 +855,15 @@ static void cleanup_terminated(int result, void *userdata)
 }
 
 /* The session ended. A side whose VM does not run (a destination cancelled or stopped before
- * its resume) is torn down: the host system goes, every imported task ends with 137 so Delete
- * can proceed, and the sandbox reports stopped. A running side keeps everything. */
+ * its resume) is torn down: the host system goes, the imported pod's teardown ends every task
+ * with 137 (TaskExit published) so Delete can proceed, and the sandbox reports stopped. A
+ * running side keeps everything. */
 static void ops_cleanup(void *p)
 {
         struct sandbox *sb = p;
         if (sandbox_running(sb) || !sb->id[0])
                 return;
-        if (sb->tasks)
-                task_service_teardown(sb->tasks, 128 + 9);
+        teardown_pod(sb);
         if (vm_in(sb, "terminated") || vm_in(sb, "not_created")) {
                 mark_exited(sb, 0);
                 return;

@@ -13,7 +13,7 @@
 #include "migration/session.h"
 
 struct hcs_backend;
-struct task_service;
+struct pod;
 struct ttrpc_server;
 struct vm;
 struct shim_events;
@@ -63,14 +63,21 @@ int sandbox_on_exit(struct sandbox *sb, sandbox_exit_fn fn, void *userdata);
 int sandbox_ensure_running(struct sandbox *sb, const char *id, const char *bundle,
                            sandbox_done_fn done, void *userdata);
 
-/* The tasks whose host-side view travels in a migration snapshot (borrowed; may stay NULL). */
-void sandbox_set_tasks(struct sandbox *sb, struct task_service *ts);
+/* The sandbox's one pod (src/ctrl/pod/pod.h): created with the VM (pod id = sandbox id, no
+ * network), imported with it on a destination; its containers are the Task service's tasks.
+ * Borrowed; valid until sandbox_close. */
+struct pod *sandbox_pod(struct sandbox *sb);
+/* true once the VM has stopped (WaitSandbox answered); *ret_exited_at_ns (may be NULL) then
+ * gets the wall-clock time. */
+bool sandbox_exited(const struct sandbox *sb, uint64_t *ret_exited_at_ns);
 /* The session that receives the VM's migration notifications (borrowed; NULL stops). */
 void sandbox_set_migration(struct sandbox *sb, struct mig_session *s);
 
 /* The session's sandbox operations over this sandbox (void *sb = struct sandbox *): the VM
- * controller's save/import/transfer/finalize sequence plus the tasks' host-side view
- * (SandboxSave in proto/sandbox.proto, envelope "type.ferry.dev/ferry.sandbox.save.v1.Payload"). */
+ * controller's save/import/transfer/finalize sequence and the pod's save/import/patch/resume/
+ * teardown around it. The snapshot is SandboxSave in proto/sandbox.proto (envelope
+ * "type.ferry.dev/ferry.sandbox.save.v1.Payload", schema 2): the VM's and the pod's
+ * envelopes. */
 extern const struct migration_sandbox_ops sandbox_mig_ops;
 
 /* The VM controller (borrowed). */

@@ -120,10 +120,8 @@ int shim_new(uv_loop_t *loop, const struct shim_options *opts, struct shim **ret
                 r = sandbox_new(loop, s->backend, s->events, &s->opts.sandbox, &s->sb);
         if (r == 0)
                 r = task_service_new(s->sb, s->events, shutdown_cb, s, &s->tasks);
-        if (r == 0) {
-                sandbox_set_tasks(s->sb, s->tasks);
+        if (r == 0)
                 r = mig_session_new(loop, &sandbox_mig_ops, s->sb, &s->mig);
-        }
         if (r == 0) {
                 sandbox_set_migration(s->sb, s->mig);
                 task_service_set_migration(s->tasks, s->mig);
@@ -166,6 +164,12 @@ static void on_sandbox_closed(int result, void *userdata)
 {
         struct shim *s = userdata;
         s->sb = NULL;
+        /* The sandbox has let go of everything, so the session has nothing in flight: free it
+         * now, while the loop still runs its close callback (shim_free is too late for that). */
+        if (s->tasks)
+                task_service_set_migration(s->tasks, NULL);
+        if (s->mig && mig_session_free(s->mig) == 0)
+                s->mig = NULL;
         s->backend = hcs_backend_free(s->backend);
         uv_close((uv_handle_t *)&s->linger, on_linger_closed);
 }

@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* The Task service. Each task is one container and its init process in the sandbox's guest.
+/* The Task service. Each task is one container of the sandbox's pod (src/ctrl/pod/pod.h) and
+ * its init process: every call goes through the container and process controllers, whose done
+ * callbacks answer the RPC, and a task's status is its init's (spec/process.yaml). This file
+ * checks the wire, maps the controllers' answers to containerd's, and publishes the events the
+ * controllers leave to the shim: TaskCreate and TaskStart of a local create and start, and
+ * TaskDelete. TaskExit comes from the controllers through ctrl_env.publish (the destination's
+ * TaskCreate and TaskStart too), except for the tasks a stopped VM took with it.
  *
- * Until the container and process controllers (src/ctrl/container, src/ctrl/process) are
- * wired in, the handlers call the guest bridge directly and keep the task's containerd-facing
- * status (created, running, stopped) here. Every guest call that is in flight holds a
- * reference on its task, so a Delete or a shutdown never frees a task under a callback. */
+ * A call in flight keeps its task's id, never a container pointer: the container is looked up
+ * again when it completes, so a Delete or a shutdown never frees one under a callback. */
 #include "service/task.h"
 
 #include <errno.h>
@@ -17,10 +21,11 @@
 #include <json-c/json.h>
 #include <sys/stat.h>
 
-#include "guest/guest.h"
+#include "ctrl/container/container.h"
+#include "ctrl/pod/pod.h"
+#include "ctrl/process/process.h"
 #include "migration/session.h"
 #include "rpc/ttrpc.h"
-#include "sandbox.pb-c.h"
 #include "service/events.h"
 #include "service/sandbox.h"
 #include "service/wire.h"
@@ -29,32 +34,30 @@
 
 #define FERRY_SHIM_VERSION "ferry-shim 0.1.0"
 
-struct task;
-
-/* A Wait call parked until the task exits; call NULL once the client went away. */
+/* A Wait call parked on a task's init; call is NULL once answered or the client went away.
+ * It stays listed until the init reports the exit (or the service is freed), because the
+ * process holds it until then. */
 struct task_wait {
         struct ttrpc_call *call;
-        struct task *task;
+        struct task_service *ts;
+        struct process *init; /* NULL once answered */
         struct task_wait *next;
 };
 
-struct task {
-        struct task *next;
+/* One Task call in flight on the controllers. */
+struct task_op {
         struct task_service *ts;
-        unsigned refs;  /* the list's and each guest call's */
-        bool listed;    /* still in ts->tasks */
-        bool busy;      /* a Create/Start/Kill/Delete is in flight */
-        bool watching;  /* an exit watch is armed in the guest */
-        bool unpatched; /* imported on a destination, waiting for its patch */
+        struct ttrpc_call *call;
+        struct task_op *next;
         char id[TTRPC_ID_MAX + 1];
         char *bundle, *stdin_path, *stdout_path, *stderr_path;
         bool terminal;
-        Containerd__Task__V2__Status status;
-        uint32_t pid;
-        uint32_t exit_status;
+        int result;
+        uint32_t pid, exit_status;
         uint64_t exited_at_ns;
-        struct task_wait *waits;
-        struct ttrpc_call *call; /* the call in flight (busy) */
+        const char *what; /* the error message's prefix */
+        void (*later)(struct task_op *op);
+        uv_timer_t timer;
 };
 
 struct task_service {
@@ -62,172 +65,197 @@ struct task_service {
         struct shim_events *events;
         void (*shutdown)(void *);
         void *shutdown_userdata;
-        struct task *tasks;
-        size_t n_tasks;
         struct mig_session *mig; /* may be NULL */
+        struct task_wait *waits;
+        struct task_op *ops;
 };
 
-/* -- tasks -- */
+/* -- ops -- */
 
-static struct task *task_ref(struct task *t)
+static struct task_op *op_new(struct task_service *ts, struct ttrpc_call *call, const char *id,
+                              const char *what)
 {
-        t->refs++;
-        return t;
+        struct task_op *op = calloc(1, sizeof(*op));
+        if (!op)
+                return NULL;
+        op->ts = ts;
+        op->call = call;
+        op->what = what;
+        ferry_strscpy(op->id, id, sizeof(op->id));
+        op->next = ts->ops;
+        ts->ops = op;
+        return op;
 }
 
-static void task_unref(struct task *t)
+static void op_free(struct task_op *op)
 {
-        if (--t->refs)
+        for (struct task_op **pp = &op->ts->ops; *pp; pp = &(*pp)->next) {
+                if (*pp == op) {
+                        *pp = op->next;
+                        break;
+                }
+        }
+        free(op->bundle);
+        free(op->stdin_path);
+        free(op->stdout_path);
+        free(op->stderr_path);
+        free(op);
+}
+
+/* Ends the op's call with err (0: reply resp) and frees the op. */
+static void op_end(struct task_op *op, int err, const ProtobufCMessage *resp)
+{
+        struct ttrpc_call *call = TAKE_PTR(op->call);
+        if (call && err < 0)
+                ttrpc_call_fail(call, err, op->what);
+        else if (call)
+                ttrpc_call_reply(call, resp);
+        op_free(op);
+}
+
+static void op_later_closed(uv_handle_t *h)
+{
+        struct task_op *op = h->data;
+        op->later(op);
+}
+
+static void op_later_fire(uv_timer_t *t)
+{
+        uv_close((uv_handle_t *)t, op_later_closed);
+}
+
+/* Runs fn(op) on a later loop turn: a container's done may run inside its own transition,
+ * where the pod must not free it yet. */
+static void op_defer(struct task_op *op, void (*fn)(struct task_op *))
+{
+        op->later = fn;
+        uv_timer_init(sandbox_env(op->ts->sb)->loop, &op->timer);
+        op->timer.data = op;
+        uv_timer_start(&op->timer, op_later_fire, 0, 0);
+}
+
+static void op_done_empty(int result, void *userdata)
+{
+        op_end(userdata, result, NULL);
+}
+
+/* -- tasks: the pod's containers -- */
+
+/* The task id's container; NULL when unknown, or imported and not patched yet (the task is
+ * not this shim's until its destination CreateTask). */
+static struct container *task_find(const struct task_service *ts, const char *id)
+{
+        struct pod *p = sandbox_pod(ts->sb);
+        struct container *c = p ? pod_container(p, id) : NULL;
+        return c && pod_container_patched(p, c) ? c : NULL;
+}
+
+/* ferry_now_us() time of an exit to wall-clock nanoseconds. */
+static uint64_t wall_ns_of(uint64_t at_us)
+{
+        uint64_t now_us = ferry_now_us(), wall = shim_wall_ns();
+        if (!at_us || at_us > now_us)
+                return wall;
+        return wall - (now_us - at_us) * 1000ull;
+}
+
+/* A VM that stopped outside a migration takes its tasks' inits with it; the guest's exit waits
+ * ended with the connection, so no controller will report them. Their status is the VM's exit
+ * (255 at its time), derived here from the two controllers' states. */
+static bool went_with_vm(const struct task_service *ts, const struct process *init,
+                         uint64_t *ret_at_ns)
+{
+        return init && process_status(init) == PROCESS_STATUS_RUNNING &&
+               sandbox_exited(ts->sb, ret_at_ns);
+}
+
+struct task_view {
+        Containerd__Task__V2__Status status;
+        uint32_t pid, exit_status;
+        uint64_t exited_at_ns;
+};
+
+static void task_view(const struct task_service *ts, struct container *c, struct task_view *v)
+{
+        struct process *init = container_process(c, "");
+        int64_t pid = container_pid(c);
+        *v = (struct task_view){.pid = pid > 0 ? (uint32_t)pid : 0};
+        if (went_with_vm(ts, init, &v->exited_at_ns)) {
+                v->status = CONTAINERD__TASK__V2__STATUS__STOPPED;
+                v->exit_status = 255;
                 return;
-        free(t->bundle);
-        free(t->stdin_path);
-        free(t->stdout_path);
-        free(t->stderr_path);
-        free(t);
+        }
+        if (!init)
+                return;
+        /* enum process_status has containerd's numbering */
+        v->status = (Containerd__Task__V2__Status)process_status(init);
+        if (v->status == CONTAINERD__TASK__V2__STATUS__STOPPED) {
+                v->exit_status = (uint32_t)process_exit_code(init);
+                v->exited_at_ns = wall_ns_of(process_exited_at_us(init));
+        }
 }
 
-static struct task *task_find(struct task_service *ts, const char *id)
+/* -- exits -- */
+
+static void reply_wait(struct ttrpc_call *call, uint32_t exit_status, uint64_t exited_at_ns)
 {
-        for (struct task *t = ts->tasks; t; t = t->next)
-                if (strcmp(t->id, id) == 0)
-                        return t;
-        return NULL;
+        Containerd__Task__V2__WaitResponse resp = CONTAINERD__TASK__V2__WAIT_RESPONSE__INIT;
+        Containerd__Task__V2__Timestamp ts;
+        wire_timestamp(&ts, exited_at_ns);
+        resp.exit_status = exit_status;
+        resp.exited_at = &ts;
+        ttrpc_call_reply(call, &resp.base);
 }
 
-static void task_unlist(struct task *t)
+static void wait_unlist(struct task_wait *w)
 {
-        struct task_service *ts = t->ts;
-        for (struct task **pp = &ts->tasks; *pp; pp = &(*pp)->next) {
-                if (*pp == t) {
-                        *pp = t->next;
-                        t->listed = false;
-                        ts->n_tasks--;
-                        task_unref(t);
+        for (struct task_wait **pp = &w->ts->waits; *pp; pp = &(*pp)->next) {
+                if (*pp == w) {
+                        *pp = w->next;
+                        free(w);
                         return;
                 }
         }
 }
 
-static char *dup_opt(const char *s)
+static void on_init_exit(struct process *p, int exit_code, uint64_t exited_at_us, void *userdata)
 {
-        return strdup(s ? s : "");
+        struct task_wait *w = userdata;
+        if (w->call)
+                reply_wait(TAKE_PTR(w->call), (uint32_t)exit_code, wall_ns_of(exited_at_us));
+        wait_unlist(w);
 }
 
-static int task_add(struct task_service *ts, const Containerd__Task__V2__CreateTaskRequest *req,
-                    struct task **ret)
-{
-        struct task *t = calloc(1, sizeof(*t));
-        if (!t)
-                return -ENOMEM;
-        t->ts = ts;
-        t->refs = 1;
-        t->listed = true;
-        ferry_strscpy(t->id, req->id, sizeof(t->id));
-        t->bundle = dup_opt(req->bundle);
-        t->stdin_path = dup_opt(req->stdin);
-        t->stdout_path = dup_opt(req->stdout);
-        t->stderr_path = dup_opt(req->stderr);
-        t->terminal = req->terminal;
-        t->status = CONTAINERD__TASK__V2__STATUS__UNKNOWN;
-        if (!t->bundle || !t->stdin_path || !t->stdout_path || !t->stderr_path) {
-                task_unref(t);
-                return -ENOMEM;
-        }
-        t->next = ts->tasks;
-        ts->tasks = t;
-        ts->n_tasks++;
-        *ret = t;
-        return 0;
-}
-
-static void task_begin(struct task *t, struct ttrpc_call *call)
-{
-        t->busy = true;
-        t->call = call;
-        task_ref(t);
-}
-
-/* Ends the call in flight with err (0: reply resp) and drops the call's reference. */
-static void task_end(struct task *t, int err, const char *msg, const ProtobufCMessage *resp)
-{
-        struct ttrpc_call *call = TAKE_PTR(t->call);
-        t->busy = false;
-        if (err < 0)
-                ttrpc_call_fail(call, err, msg);
-        else
-                ttrpc_call_reply(call, resp);
-        task_unref(t);
-}
-
-/* -- exits -- */
-
-static void reply_wait(struct ttrpc_call *call, const struct task *t)
-{
-        Containerd__Task__V2__WaitResponse resp = CONTAINERD__TASK__V2__WAIT_RESPONSE__INIT;
-        Containerd__Task__V2__Timestamp ts;
-        wire_timestamp(&ts, t->exited_at_ns);
-        resp.exit_status = t->exit_status;
-        resp.exited_at = &ts;
-        ttrpc_call_reply(call, &resp.base);
-}
-
-static void task_exited(struct task *t, uint32_t exit_status)
-{
-        if (t->status == CONTAINERD__TASK__V2__STATUS__STOPPED)
-                return;
-        t->status = CONTAINERD__TASK__V2__STATUS__STOPPED;
-        t->exit_status = exit_status;
-        t->exited_at_ns = shim_wall_ns();
-        shim_events_task_exit(t->ts->events, t->id, NULL, t->pid, exit_status, t->exited_at_ns);
-        while (t->waits) {
-                struct task_wait *w = t->waits;
-                t->waits = w->next;
-                if (w->call)
-                        reply_wait(w->call, t);
-                free(w);
-        }
-}
-
-static void on_process_exit(int result, uint32_t pid, int exit_code, void *userdata)
-{
-        struct task *t = userdata;
-        t->watching = false;
-        /* A wait that ended without an exit (the bridge closed or was rebound by a migration)
-         * is not an exit: the VM's own exit, or a migration's teardown, ends the task. */
-        if (t->listed && result == 0)
-                task_exited(t, (uint32_t)exit_code);
-        task_unref(t);
-}
-
-static int task_watch(struct task *t)
-{
-        struct guest_conn *g = sandbox_guest(t->ts->sb);
-        if (t->watching)
-                return 0;
-        int r = g ? guest_wait_process(g, t->pid, on_process_exit, task_ref(t)) : -ENOTCONN;
-        if (r < 0) {
-                task_unref(t);
-                return r;
-        }
-        t->watching = true;
-        return 0;
-}
-
-/* The VM stopped: every task still running is gone with it. */
+/* The VM stopped: the Waits of inits that were running end with it, and so do their tasks
+ * (TaskExit 255: the controllers cannot report an exit the guest never sent). */
 static void on_sandbox_exit(uint32_t exit_status, uint64_t exited_at_ns, void *userdata)
 {
         struct task_service *ts = userdata;
-        for (struct task *t = ts->tasks; t; t = t->next)
-                if (t->status == CONTAINERD__TASK__V2__STATUS__RUNNING)
-                        task_exited(t, 255);
+        uint64_t at = exited_at_ns;
+        for (struct task_wait *w = ts->waits; w; w = w->next) {
+                if (!went_with_vm(ts, w->init, &at))
+                        continue;
+                if (w->call)
+                        reply_wait(TAKE_PTR(w->call), 255, at);
+                w->init = NULL;
+        }
+        struct pod *p = sandbox_pod(ts->sb);
+        for (size_t i = 0; p && i < pod_container_count(p); i++) {
+                struct container *c = pod_container_at(p, i);
+                if (went_with_vm(ts, container_process(c, ""), &at)) {
+                        int64_t pid = container_pid(c);
+                        shim_events_task_exit(ts->events, container_id(c), NULL,
+                                              pid > 0 ? (uint32_t)pid : 0, 255, at);
+                }
+        }
 }
 
 /* -- request checks -- */
 
 /* Looks the request's task up: id must pass the id grammar, exec_id must be empty (the init
- * process; execs are not served), and the task must exist and be idle. */
-static int lookup(struct task_service *ts, const char *id, const char *exec_id, bool idle,
-                  struct task **ret, const char **ret_msg)
+ * process; execs are not served), and the task must exist. */
+static int lookup(struct task_service *ts, const char *id, const char *exec_id,
+                  struct container **ret, const char **ret_msg)
 {
         int r = wire_check_id(id);
         if (r < 0) {
@@ -238,47 +266,45 @@ static int lookup(struct task_service *ts, const char *id, const char *exec_id, 
                 *ret_msg = "exec processes are not supported";
                 return -ENOENT;
         }
-        struct task *t = task_find(ts, id);
-        if (!t || t->unpatched) {
+        *ret = task_find(ts, id);
+        if (!*ret) {
                 *ret_msg = "task not found";
                 return -ENOENT;
         }
-        if (idle && t->busy) {
-                *ret_msg = "another call on this task is in flight";
-                return -EAGAIN;
-        }
-        *ret = t;
         return 0;
-}
-
-static struct guest_conn *running_guest(struct task_service *ts, int *ret_err, const char **ret_msg)
-{
-        struct guest_conn *g = sandbox_guest(ts->sb);
-        if (!g) {
-                *ret_err = -EBUSY;
-                *ret_msg = "vm is not running";
-        }
-        return g;
 }
 
 /* A migration session that is not idle blocks State, Kill and Delete (§B.7). */
 static int check_idle(const struct task_service *ts, char *buf, size_t size, const char **ret_msg)
 {
-        if (!ts->mig || strcmp(mig_session_state_name(ts->mig), "idle") == 0)
+        if (!ts->mig)
                 return 0;
-        ferry_bprintf(buf, size, "migration session is in progress (state: %s)",
-                      mig_session_state_name(ts->mig));
-        *ret_msg = buf;
-        return -EBUSY;
+        int r = mig_session_ensure_idle(ts->mig, buf, size);
+        if (r < 0)
+                *ret_msg = buf;
+        return r;
 }
 
-/* Pids, CloseIO and ResizePty need the VM running (§B.7's ensureVMRunning). */
+/* Start, Kill, Pids, CloseIO and ResizePty need the VM running (§B.7's ensureVMRunning). */
 static int check_vm_running(const struct task_service *ts, const char **ret_msg)
 {
         if (sandbox_running(ts->sb))
                 return 0;
         *ret_msg = "vm is not running";
         return -EBUSY;
+}
+
+/* A controller's rejection, with the message a client sees. */
+static const char *rejection(int r, const char *what)
+{
+        switch (r) {
+        case -EBUSY:
+                return "not allowed in the task's current state";
+        case -ESTALE:
+                return "another call on this task is in flight";
+        default:
+                return what;
+        }
 }
 
 /* -- Create -- */
@@ -317,7 +343,7 @@ static int source_container_of(const char *bundle, char *buf, size_t size)
 }
 
 /* Destination CreateTask for a migrated container (§B.8): no guest work, the session patches
- * the imported task, which answers with its pid. */
+ * the imported container (pod_patch_container), which answers with its pid. */
 static void create_patch(struct task_service *ts, struct ttrpc_call *call,
                          const Containerd__Task__V2__CreateTaskRequest *req, const char *source)
 {
@@ -337,39 +363,66 @@ static void create_patch(struct task_service *ts, struct ttrpc_call *call,
                 ttrpc_call_fail(call, r, why && *why ? why : "patch container");
                 return;
         }
-        struct task *t = task_find(ts, req->id);
+        struct pod *p = sandbox_pod(ts->sb);
+        struct container *c = p ? pod_container(p, req->id) : NULL;
+        int64_t pid = c ? container_pid(c) : 0;
         Containerd__Task__V2__CreateTaskResponse resp =
             CONTAINERD__TASK__V2__CREATE_TASK_RESPONSE__INIT;
-        resp.pid = t ? t->pid : 0;
+        resp.pid = pid > 0 ? (uint32_t)pid : 0;
         ttrpc_call_reply(call, &resp.base);
 }
 
-static void create_done(int result, uint64_t value, void *userdata)
+/* A failed create: the pod drops the container again (the create chain already released what
+ * it had reserved). */
+static void create_undo(struct task_op *op)
 {
-        struct task *t = userdata;
+        struct pod *p = sandbox_pod(op->ts->sb);
+        if (p)
+                (void)pod_delete_container(p, op->id);
+        op_end(op, op->result, NULL);
+}
+
+static void create_done(int result, void *userdata)
+{
+        struct task_op *op = userdata;
         if (result < 0) {
-                task_unlist(t);
-                task_end(t, result, "create container", NULL);
+                op->result = result;
+                op_defer(op, create_undo);
                 return;
         }
-        t->status = CONTAINERD__TASK__V2__STATUS__CREATED;
-        shim_events_task_create(t->ts->events, t->id, t->bundle, t->pid);
+        shim_events_task_create(op->ts->events, op->id, op->bundle, 0);
         Containerd__Task__V2__CreateTaskResponse resp =
             CONTAINERD__TASK__V2__CREATE_TASK_RESPONSE__INIT;
-        resp.pid = t->pid;
-        task_end(t, 0, NULL, &resp.base);
+        op_end(op, 0, &resp.base);
 }
 
 static void create_vm_ready(int result, void *userdata)
 {
-        struct task *t = userdata;
-        const char *msg = "create container";
-        struct guest_conn *g = result < 0 ? NULL : running_guest(t->ts, &result, &msg);
-        if (g)
-                result = guest_create_container(g, t->id, create_done, t);
+        struct task_op *op = userdata;
+        struct pod *p = sandbox_pod(op->ts->sb);
+        struct container *c = NULL;
         if (result < 0) {
-                task_unlist(t);
-                task_end(t, result, result == -EBUSY ? msg : "create sandbox vm", NULL);
+                op->what = "create sandbox vm";
+                op_end(op, result, NULL);
+                return;
+        }
+        result = p ? pod_new_container(p, op->id, &c) : -EBUSY;
+        if (result < 0) {
+                /* -EBUSY: the pod is migrating or gone with a stopped VM */
+                op->what = result == -EEXIST ? "task already exists"
+                                             : "the sandbox takes no new container now";
+                op_end(op, result, NULL);
+                return;
+        }
+        struct container_create_opts o = {
+            .id = op->id,
+            .bundle = op->bundle,
+            .io = {op->stdin_path, op->stdout_path, op->stderr_path, op->terminal},
+        };
+        result = container_create(c, &o, create_done, op);
+        if (result < 0) { /* refused before anything started: drop it at once */
+                (void)pod_delete_container(p, op->id);
+                op_end(op, result, NULL);
         }
 }
 
@@ -391,6 +444,30 @@ static int check_create(const Containerd__Task__V2__CreateTaskRequest *req, cons
         return 0;
 }
 
+static char *dup_opt(const char *s)
+{
+        return strdup(s ? s : "");
+}
+
+static struct task_op *create_op(struct task_service *ts, struct ttrpc_call *call,
+                                 const Containerd__Task__V2__CreateTaskRequest *req)
+{
+        struct task_op *op = op_new(ts, call, req->id, "create container");
+        if (!op)
+                return NULL;
+        op->bundle = dup_opt(req->bundle);
+        op->stdin_path = dup_opt(req->stdin);
+        op->stdout_path = dup_opt(req->stdout);
+        op->stderr_path = dup_opt(req->stderr);
+        op->terminal = req->terminal;
+        if (!op->bundle || !op->stdin_path || !op->stdout_path || !op->stderr_path) {
+                op->call = NULL;
+                op_free(op);
+                return NULL;
+        }
+        return op;
+}
+
 static void h_create(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
 {
         struct task_service *ts = ud;
@@ -407,63 +484,63 @@ static void h_create(struct ttrpc_call *call, const ProtobufCMessage *msg, void 
                 r = a;
                 why = "unreadable bundle config.json";
         }
-        if (r == 0 && task_find(ts, req->id)) {
+        struct pod *p = sandbox_pod(ts->sb);
+        if (r == 0 && p && pod_container(p, req->id)) {
                 r = -EEXIST;
                 why = "task already exists";
         }
-        struct task *t = NULL;
-        if (r == 0 && (r = task_add(ts, req, &t)) < 0)
+        struct task_op *op = r < 0 ? NULL : create_op(ts, call, req);
+        if (r == 0 && !op) {
+                r = -ENOMEM;
                 why = "out of memory";
+        }
         if (r < 0) {
                 ttrpc_call_fail(call, r, why);
                 return;
         }
-        task_begin(t, call);
         /* the first task boots the VM when the Sandbox API was not used (ctr run) */
-        r = sandbox_ensure_running(ts->sb, req->id, req->bundle, create_vm_ready, t);
+        r = sandbox_ensure_running(ts->sb, req->id, req->bundle, create_vm_ready, op);
         if (r < 0) {
-                task_unlist(t);
-                task_end(t, r, r == -EBUSY ? "vm is not running" : "create sandbox vm", NULL);
+                op->what = r == -EBUSY ? "vm is not running" : "create sandbox vm";
+                op_end(op, r, NULL);
         }
 }
 
 /* -- Start -- */
 
-static void start_done(int result, uint64_t pid, void *userdata)
+static void start_done(int result, void *userdata)
 {
-        struct task *t = userdata;
+        struct task_op *op = userdata;
         if (result < 0) {
-                task_end(t, result, "start container", NULL);
+                op_end(op, result, NULL);
                 return;
         }
-        t->pid = (uint32_t)pid;
-        t->status = CONTAINERD__TASK__V2__STATUS__RUNNING;
-        if (task_watch(t) < 0) /* no exit watch: the process cannot be followed */
-                task_exited(t, 255);
-        shim_events_task_start(t->ts->events, t->id, t->pid);
+        shim_events_task_start(op->ts->events, op->id, (uint32_t)result);
         Containerd__Task__V2__StartResponse resp = CONTAINERD__TASK__V2__START_RESPONSE__INIT;
-        resp.pid = t->pid;
-        task_end(t, 0, NULL, &resp.base);
+        resp.pid = (uint32_t)result;
+        op_end(op, 0, &resp.base);
 }
 
 static void h_start(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
 {
         struct task_service *ts = ud;
         const Containerd__Task__V2__StartRequest *req = (const void *)msg;
-        struct task *t = NULL;
+        struct container *c = NULL;
         const char *why = NULL;
-        int r = lookup(ts, req->id, req->exec_id, true, &t, &why);
-        if (r == 0 && t->status != CONTAINERD__TASK__V2__STATUS__CREATED) {
-                r = -EBUSY;
-                why = "task is not in created state";
+        int r = lookup(ts, req->id, req->exec_id, &c, &why);
+        if (r == 0)
+                r = check_vm_running(ts, &why);
+        struct task_op *op = r < 0 ? NULL : op_new(ts, call, req->id, "start container");
+        if (r == 0 && !op) {
+                r = -ENOMEM;
+                why = "out of memory";
         }
-        struct guest_conn *g = r < 0 ? NULL : running_guest(ts, &r, &why);
-        if (g) {
-                task_begin(t, call);
-                r = guest_start_container(g, t->id, start_done, t);
+        if (r == 0) {
+                r = container_start(c, start_done, op);
+                why = r == -EBUSY ? "task is not in created state" : rejection(r, op->what);
                 if (r < 0) {
-                        task_end(t, r, "start container", NULL);
-                        return;
+                        op->call = NULL;
+                        op_free(op);
                 }
         }
         if (r < 0)
@@ -472,46 +549,49 @@ static void h_start(struct ttrpc_call *call, const ProtobufCMessage *msg, void *
 
 /* -- Kill -- */
 
-static void kill_done(int result, uint64_t value, void *userdata)
+static void kill_done(int result, void *userdata)
 {
-        struct task *t = userdata;
         /* the process may have exited between the call and the signal */
         if (result == -EALREADY || result == -ENOENT)
                 result = 0;
-        task_end(t, result, "signal container", NULL);
+        op_end(userdata, result, NULL);
 }
 
 static void h_kill(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
 {
         struct task_service *ts = ud;
         const Containerd__Task__V2__KillRequest *req = (const void *)msg;
-        struct task *t = NULL;
+        struct container *c = NULL;
         const char *why = NULL;
         char buf[128];
-        int r = lookup(ts, req->id, req->exec_id, true, &t, &why);
+        struct task_view v;
+        int r = lookup(ts, req->id, req->exec_id, &c, &why);
         if (r == 0)
                 r = check_idle(ts, buf, sizeof(buf), &why);
         if (r == 0 && (req->signal == 0 || req->signal >= 65)) {
                 r = -EINVAL;
                 why = "invalid signal";
         }
-        if (r == 0 && t->status == CONTAINERD__TASK__V2__STATUS__STOPPED) {
-                r = -ENOENT;
-                why = "process already finished";
+        if (r == 0) {
+                task_view(ts, c, &v);
+                if (v.status == CONTAINERD__TASK__V2__STATUS__STOPPED) {
+                        r = -ENOENT; /* containerd's answer for a finished process */
+                        why = "process already finished";
+                }
         }
-        if (r == 0 && t->status == CONTAINERD__TASK__V2__STATUS__CREATED) {
-                /* never started: nothing runs to receive the signal; it is now stopped */
-                task_exited(t, 128 + req->signal);
-                ttrpc_call_reply(call, NULL);
-                return;
+        if (r == 0)
+                r = check_vm_running(ts, &why);
+        struct task_op *op = r < 0 ? NULL : op_new(ts, call, req->id, "signal container");
+        if (r == 0 && !op) {
+                r = -ENOMEM;
+                why = "out of memory";
         }
-        struct guest_conn *g = r < 0 ? NULL : running_guest(ts, &r, &why);
-        if (g) {
-                task_begin(t, call);
-                r = guest_signal_container(g, t->id, (int)req->signal, kill_done, t);
+        if (r == 0) {
+                r = container_kill(c, "", (int)req->signal, req->all, kill_done, op);
+                why = rejection(r, op->what);
                 if (r < 0) {
-                        task_end(t, r, "signal container", NULL);
-                        return;
+                        op->call = NULL;
+                        op_free(op);
                 }
         }
         if (r < 0)
@@ -520,57 +600,76 @@ static void h_kill(struct ttrpc_call *call, const ProtobufCMessage *msg, void *u
 
 /* -- Delete -- */
 
-static void delete_finish(struct task *t)
+/* The container is gone from the guest (or the guest is gone): the pod drops it. */
+static void delete_finish(struct task_op *op)
 {
-        shim_events_task_delete(t->ts->events, t->id, NULL, t->pid, t->exit_status,
-                                t->exited_at_ns);
+        struct task_service *ts = op->ts;
+        struct pod *p = sandbox_pod(ts->sb);
+        if (p)
+                (void)pod_delete_container(p, op->id);
+        shim_events_task_delete(ts->events, op->id, NULL, op->pid, op->exit_status,
+                                op->exited_at_ns);
         Containerd__Task__V2__DeleteResponse resp = CONTAINERD__TASK__V2__DELETE_RESPONSE__INIT;
-        Containerd__Task__V2__Timestamp ts;
-        wire_timestamp(&ts, t->exited_at_ns);
-        resp.pid = t->pid;
-        resp.exit_status = t->exit_status;
-        resp.exited_at = &ts;
-        task_unlist(t);
-        task_end(t, 0, NULL, &resp.base);
+        Containerd__Task__V2__Timestamp t;
+        wire_timestamp(&t, op->exited_at_ns);
+        resp.pid = op->pid;
+        resp.exit_status = op->exit_status;
+        resp.exited_at = &t;
+        op_end(op, 0, &resp.base);
 }
 
-static void delete_done(int result, uint64_t value, void *userdata)
+static void delete_done(int result, void *userdata)
 {
-        struct task *t = userdata;
+        struct task_op *op = userdata;
         if (result < 0 && result != -ENOENT && result != -ENOTCONN) {
-                task_end(t, result, "delete container", NULL);
+                op_end(op, result, NULL);
                 return;
         }
-        delete_finish(t); /* gone from the guest, or the guest is gone */
+        op_defer(op, delete_finish);
 }
 
 static void h_delete(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
 {
         struct task_service *ts = ud;
         const Containerd__Task__V2__DeleteRequest *req = (const void *)msg;
-        struct task *t = NULL;
+        struct container *c = NULL;
         const char *why = NULL;
         char buf[128];
-        int r = lookup(ts, req->id, req->exec_id, true, &t, &why);
+        struct task_view v;
+        int r = lookup(ts, req->id, req->exec_id, &c, &why);
         if (r == 0)
                 r = check_idle(ts, buf, sizeof(buf), &why);
-        if (r == 0 && t->status == CONTAINERD__TASK__V2__STATUS__RUNNING) {
-                r = -EBUSY;
-                why = "cannot delete a running task";
+        if (r == 0) {
+                task_view(ts, c, &v);
+                if (v.status == CONTAINERD__TASK__V2__STATUS__RUNNING) {
+                        r = -EBUSY;
+                        why = "cannot delete a running task";
+                }
+        }
+        struct task_op *op = r < 0 ? NULL : op_new(ts, call, req->id, "delete container");
+        if (r == 0 && !op) {
+                r = -ENOMEM;
+                why = "out of memory";
         }
         if (r < 0) {
                 ttrpc_call_fail(call, r, why);
                 return;
         }
-        if (t->status == CONTAINERD__TASK__V2__STATUS__CREATED) {
-                t->status = CONTAINERD__TASK__V2__STATUS__STOPPED;
-                t->exited_at_ns = shim_wall_ns();
+        op->pid = v.pid;
+        op->exit_status = v.exit_status; /* a created task ends with 0 */
+        op->exited_at_ns = v.exited_at_ns ? v.exited_at_ns : shim_wall_ns();
+        /* A VM that is gone (stopped, or this side's copy after a migration) has no guest
+         * container left to release: the pod just drops the container. The container would
+         * try its guest (a torn-down source keeps its guest binding). */
+        if (sandbox_exited(ts->sb, NULL)) {
+                op_defer(op, delete_finish);
+                return;
         }
-        task_begin(t, call);
-        struct guest_conn *g = sandbox_guest(ts->sb);
-        r = g ? guest_delete_container(g, t->id, delete_done, t) : -ENOTCONN;
-        if (r < 0)
-                delete_done(r, 0, t);
+        r = container_delete(c, delete_done, op);
+        if (r < 0) {
+                op->what = rejection(r, op->what);
+                op_end(op, r, NULL);
+        }
 }
 
 /* -- State, Wait, Pids -- */
@@ -579,63 +678,65 @@ static void h_state(struct ttrpc_call *call, const ProtobufCMessage *msg, void *
 {
         struct task_service *ts = ud;
         const Containerd__Task__V2__StateRequest *req = (const void *)msg;
-        struct task *t = NULL;
+        struct container *c = NULL;
         const char *why = NULL;
         char buf[128];
-        int r = lookup(ts, req->id, req->exec_id, false, &t, &why);
+        int r = lookup(ts, req->id, req->exec_id, &c, &why);
         if (r == 0)
                 r = check_idle(ts, buf, sizeof(buf), &why);
         if (r < 0) {
                 ttrpc_call_fail(call, r, why);
                 return;
         }
+        struct task_view v;
+        task_view(ts, c, &v);
+        struct process *init = container_process(c, "");
+        struct process_io io = {"", "", "", false};
+        if (init)
+                process_io(init, &io);
         Containerd__Task__V2__StateResponse resp = CONTAINERD__TASK__V2__STATE_RESPONSE__INIT;
         Containerd__Task__V2__Timestamp ts_exit;
-        resp.id = t->id;
-        resp.bundle = t->bundle;
-        resp.pid = t->pid;
-        resp.status = t->status;
-        resp.stdin = t->stdin_path;
-        resp.stdout = t->stdout_path;
-        resp.stderr = t->stderr_path;
-        resp.terminal = t->terminal;
-        resp.exit_status = t->exit_status;
-        if (t->status == CONTAINERD__TASK__V2__STATUS__STOPPED) {
-                wire_timestamp(&ts_exit, t->exited_at_ns);
+        resp.id = (char *)container_id(c);
+        resp.bundle = (char *)(init ? process_bundle(init) : "");
+        resp.pid = v.pid;
+        resp.status = v.status;
+        resp.stdin = (char *)io.stdin_path;
+        resp.stdout = (char *)io.stdout_path;
+        resp.stderr = (char *)io.stderr_path;
+        resp.terminal = io.terminal;
+        resp.exit_status = v.exit_status;
+        if (v.status == CONTAINERD__TASK__V2__STATUS__STOPPED) {
+                wire_timestamp(&ts_exit, v.exited_at_ns);
                 resp.exited_at = &ts_exit;
         }
         ttrpc_call_reply(call, &resp.base);
 }
 
-/* The client went away: the parked Wait leaves its task's list at once, so clients that
- * park and vanish cannot grow it without bound. */
+/* The client went away: the parked Wait is answered now; its entry stays until the init
+ * reports (the process holds it). */
 static void wait_cancelled(struct ttrpc_call *call, void *userdata)
 {
         struct task_wait *w = userdata;
         ttrpc_call_fail(call, -ECANCELED, "wait cancelled");
-        for (struct task_wait **pp = &w->task->waits; *pp; pp = &(*pp)->next) {
-                if (*pp == w) {
-                        *pp = w->next;
-                        free(w);
-                        return;
-                }
-        }
-        w->call = NULL; /* not listed (cannot happen): freed with the list */
+        w->call = NULL;
 }
 
 static void h_wait(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
 {
         struct task_service *ts = ud;
         const Containerd__Task__V2__WaitRequest *req = (const void *)msg;
-        struct task *t = NULL;
+        struct container *c = NULL;
         const char *why = NULL;
-        int r = lookup(ts, req->id, req->exec_id, false, &t, &why);
+        int r = lookup(ts, req->id, req->exec_id, &c, &why);
         if (r < 0) {
                 ttrpc_call_fail(call, r, why);
                 return;
         }
-        if (t->status == CONTAINERD__TASK__V2__STATUS__STOPPED) {
-                reply_wait(call, t);
+        struct task_view v;
+        task_view(ts, c, &v);
+        struct process *init = container_process(c, "");
+        if (v.status == CONTAINERD__TASK__V2__STATUS__STOPPED || !init) {
+                reply_wait(call, v.exit_status, v.exited_at_ns ? v.exited_at_ns : shim_wall_ns());
                 return;
         }
         struct task_wait *w = calloc(1, sizeof(*w));
@@ -643,20 +744,32 @@ static void h_wait(struct ttrpc_call *call, const ProtobufCMessage *msg, void *u
                 ttrpc_call_fail(call, -ENOMEM, "out of memory");
                 return;
         }
-        *w = (struct task_wait){call, t, t->waits};
-        t->waits = w;
+        *w = (struct task_wait){call, ts, init, ts->waits};
+        ts->waits = w;
         ttrpc_call_on_cancel(call, wait_cancelled, w);
+        r = process_wait(init, on_init_exit, w);
+        if (r < 0) {
+                if (w->call)
+                        ttrpc_call_fail(TAKE_PTR(w->call), r, "wait");
+                wait_unlist(w);
+        }
 }
 
 static void h_pids(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
 {
         struct task_service *ts = ud;
         const Containerd__Task__V2__PidsRequest *req = (const void *)msg;
-        struct task *t = NULL;
+        struct container *c = NULL;
         const char *why = NULL;
-        int r = lookup(ts, req->id, NULL, false, &t, &why);
+        int r = lookup(ts, req->id, NULL, &c, &why);
         if (r == 0)
                 r = check_vm_running(ts, &why);
+        /* the container's gate: only a running container lists its process */
+        int gate = r < 0 ? r : container_inspect(c);
+        if (r == 0 && gate < 0 && (gate != -EBUSY || container_is_frozen(c))) {
+                r = gate;
+                why = rejection(gate, "pids");
+        }
         if (r < 0) {
                 ttrpc_call_fail(call, r, why);
                 return;
@@ -664,53 +777,78 @@ static void h_pids(struct ttrpc_call *call, const ProtobufCMessage *msg, void *u
         Containerd__Task__V2__PidsResponse resp = CONTAINERD__TASK__V2__PIDS_RESPONSE__INIT;
         Containerd__Task__V2__ProcessInfo pi = CONTAINERD__TASK__V2__PROCESS_INFO__INIT;
         Containerd__Task__V2__ProcessInfo *list[1] = {&pi};
-        if (t->status == CONTAINERD__TASK__V2__STATUS__RUNNING) {
-                pi.pid = t->pid;
+        if (gate == 0) {
+                pi.pid = (uint32_t)container_pid(c);
                 resp.n_processes = 1;
                 resp.processes = list;
         }
         ttrpc_call_reply(call, &resp.base);
 }
 
-/* -- CloseIO, ResizePty: the sim guest has no stdio relay yet; accepted for known tasks -- */
+/* -- CloseIO, ResizePty: the init process's -- */
+
+/* Checks common to CloseIO and ResizePty; *ret_op is a new op for the init's call. */
+static int io_call(struct task_service *ts, struct ttrpc_call *call, const char *id,
+                   const char *exec_id, const char *what, struct process **ret_init,
+                   struct task_op **ret_op, const char **ret_msg)
+{
+        struct container *c = NULL;
+        int r = lookup(ts, id, exec_id, &c, ret_msg);
+        if (r == 0)
+                r = check_vm_running(ts, ret_msg);
+        if (r == 0 && !(*ret_init = container_process(c, ""))) {
+                r = -ENOENT;
+                *ret_msg = "task not found";
+        }
+        if (r == 0 && !(*ret_op = op_new(ts, call, id, what))) {
+                r = -ENOMEM;
+                *ret_msg = "out of memory";
+        }
+        return r;
+}
+
+static void io_refused(struct ttrpc_call *call, struct task_op *op, int r, const char *why)
+{
+        if (op) {
+                op->call = NULL;
+                op_free(op);
+        }
+        ttrpc_call_fail(call, r, why);
+}
 
 static void h_close_io(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
 {
         struct task_service *ts = ud;
         const Containerd__Task__V2__CloseIORequest *req = (const void *)msg;
-        struct task *t = NULL;
+        struct process *init = NULL;
+        struct task_op *op = NULL;
         const char *why = NULL;
-        int r = lookup(ts, req->id, req->exec_id, false, &t, &why);
-        if (r == 0)
-                r = check_vm_running(ts, &why);
+        int r = io_call(ts, call, req->id, req->exec_id, "close io", &init, &op, &why);
+        if (r == 0 && (r = process_close_io(init, op_done_empty, op)) < 0)
+                why = rejection(r, "close io");
         if (r < 0)
-                ttrpc_call_fail(call, r, why);
-        else
-                ttrpc_call_reply(call, NULL);
+                io_refused(call, op, r, why);
 }
 
 static void h_resize_pty(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
 {
         struct task_service *ts = ud;
         const Containerd__Task__V2__ResizePtyRequest *req = (const void *)msg;
-        struct task *t = NULL;
+        struct process *init = NULL;
+        struct task_op *op = NULL;
         const char *why = NULL;
-        int r = lookup(ts, req->id, req->exec_id, false, &t, &why);
-        if (r == 0)
-                r = check_vm_running(ts, &why);
-        if (r == 0 && !t->terminal) {
-                r = -EBUSY;
-                why = "task has no terminal";
-        }
-        if (r == 0 &&
-            (req->width == 0 || req->height == 0 || req->width > 65535 || req->height > 65535)) {
+        int r = 0;
+        if (req->width == 0 || req->height == 0 || req->width > 65535 || req->height > 65535) {
                 r = -EINVAL;
                 why = "invalid console size";
         }
+        if (r == 0)
+                r = io_call(ts, call, req->id, req->exec_id, "resize pty", &init, &op, &why);
+        /* the process's answer: a running terminal only (failed_precondition otherwise) */
+        if (r == 0 && (r = process_resize(init, req->width, req->height, op_done_empty, op)) < 0)
+                why = r == -EBUSY ? "task has no running terminal" : rejection(r, "resize pty");
         if (r < 0)
-                ttrpc_call_fail(call, r, why);
-        else
-                ttrpc_call_reply(call, NULL);
+                io_refused(call, op, r, why);
 }
 
 /* -- Connect, Shutdown -- */
@@ -719,16 +857,17 @@ static void h_connect(struct ttrpc_call *call, const ProtobufCMessage *msg, void
 {
         struct task_service *ts = ud;
         const Containerd__Task__V2__ConnectRequest *req = (const void *)msg;
-        struct task *t = NULL;
+        struct container *c = NULL;
         const char *why = NULL;
-        int r = lookup(ts, req->id, NULL, false, &t, &why);
+        int r = lookup(ts, req->id, NULL, &c, &why);
         if (r < 0) {
                 ttrpc_call_fail(call, r, why);
                 return;
         }
+        int64_t pid = container_pid(c);
         Containerd__Task__V2__ConnectResponse resp = CONTAINERD__TASK__V2__CONNECT_RESPONSE__INIT;
         resp.shim_pid = (uint32_t)getpid();
-        resp.task_pid = t->pid;
+        resp.task_pid = pid > 0 ? (uint32_t)pid : 0;
         resp.version = FERRY_SHIM_VERSION;
         ttrpc_call_reply(call, &resp.base);
 }
@@ -738,7 +877,7 @@ static void h_shutdown(struct ttrpc_call *call, const ProtobufCMessage *msg, voi
         struct task_service *ts = ud;
         const Containerd__Task__V2__ShutdownRequest *req = (const void *)msg;
         /* containerd calls Shutdown after each Delete: the shim stays while tasks remain */
-        bool leave = req->now || ts->n_tasks == 0;
+        bool leave = req->now || task_service_count(ts) == 0;
         ttrpc_call_reply(call, NULL);
         if (leave && ts->shutdown)
                 ts->shutdown(ts->shutdown_userdata);
@@ -795,16 +934,18 @@ struct task_service *task_service_free(struct task_service *ts)
 {
         if (!ts)
                 return NULL;
-        while (ts->tasks) {
-                struct task *t = ts->tasks;
-                while (t->waits) {
-                        struct task_wait *w = t->waits;
-                        t->waits = w->next;
-                        if (w->call)
-                                ttrpc_call_fail(w->call, -ECANCELED, "shim shutting down");
-                        free(w);
-                }
-                task_unlist(t);
+        while (ts->waits) {
+                struct task_wait *w = ts->waits;
+                ts->waits = w->next;
+                if (w->call)
+                        ttrpc_call_fail(w->call, -ECANCELED, "shim shutting down");
+                free(w);
+        }
+        /* calls whose controller went with the sandbox (never answered) */
+        while (ts->ops) {
+                struct task_op *op = ts->ops;
+                op->what = "shim shutting down";
+                op_end(op, -ECANCELED, NULL);
         }
         free(ts);
         return NULL;
@@ -812,186 +953,11 @@ struct task_service *task_service_free(struct task_service *ts)
 
 size_t task_service_count(const struct task_service *ts)
 {
-        return ts ? ts->n_tasks : 0;
+        struct pod *p = ts ? sandbox_pod(ts->sb) : NULL;
+        return p ? pod_container_count(p) : 0;
 }
-
-/* ---------------------------------------------------------------------------------------- */
-/* migration */
 
 void task_service_set_migration(struct task_service *ts, struct mig_session *s)
 {
         ts->mig = s;
-}
-
-int task_service_save(struct task_service *ts, Containerd__Runtime__Sandbox__V1__SandboxSave *msg)
-{
-        size_t n = 0;
-        for (struct task *t = ts->tasks; t; t = t->next)
-                n += !t->unpatched;
-        msg->n_tasks = 0;
-        msg->tasks = NULL;
-        if (n == 0)
-                return 0;
-        Containerd__Runtime__Sandbox__V1__TaskSave **arr = calloc(n, sizeof(*arr));
-        Containerd__Runtime__Sandbox__V1__TaskSave *items = calloc(n, sizeof(*items));
-        if (!arr || !items) {
-                free(arr);
-                free(items);
-                return -ENOMEM;
-        }
-        size_t i = 0;
-        for (struct task *t = ts->tasks; t; t = t->next) {
-                if (t->unpatched)
-                        continue;
-                Containerd__Runtime__Sandbox__V1__TaskSave init =
-                    CONTAINERD__RUNTIME__SANDBOX__V1__TASK_SAVE__INIT;
-                items[i] = init;
-                items[i].id = t->id;
-                items[i].bundle = t->bundle;
-                items[i].stdin = t->stdin_path;
-                items[i].stdout = t->stdout_path;
-                items[i].stderr = t->stderr_path;
-                items[i].terminal = t->terminal;
-                items[i].pid = t->pid;
-                items[i].status = t->status;
-                items[i].exit_status = t->exit_status;
-                arr[i] = &items[i];
-                i++;
-        }
-        msg->n_tasks = n;
-        msg->tasks = arr;
-        return 0;
-}
-
-void task_service_save_free(Containerd__Runtime__Sandbox__V1__SandboxSave *msg)
-{
-        if (msg->n_tasks)
-                free(msg->tasks[0]); /* the items block */
-        free(msg->tasks);
-        msg->tasks = NULL;
-        msg->n_tasks = 0;
-}
-
-static int check_import(struct task_service *ts,
-                        const Containerd__Runtime__Sandbox__V1__SandboxSave *msg)
-{
-        for (size_t i = 0; i < msg->n_tasks; i++) {
-                const Containerd__Runtime__Sandbox__V1__TaskSave *ti = msg->tasks[i];
-                if (wire_check_id(ti->id) < 0 || wire_check_opt_path(ti->bundle) < 0 ||
-                    wire_check_opt_path(ti->stdin) < 0 || wire_check_opt_path(ti->stdout) < 0 ||
-                    wire_check_opt_path(ti->stderr) < 0)
-                        return -EINVAL;
-                if (task_find(ts, ti->id))
-                        return -EEXIST;
-                for (size_t j = 0; j < i; j++)
-                        if (strcmp(msg->tasks[j]->id, ti->id) == 0)
-                                return -EINVAL;
-        }
-        return 0;
-}
-
-int task_service_import(struct task_service *ts,
-                        const Containerd__Runtime__Sandbox__V1__SandboxSave *msg)
-{
-        int r = check_import(ts, msg);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < msg->n_tasks; i++) {
-                const Containerd__Runtime__Sandbox__V1__TaskSave *ti = msg->tasks[i];
-                Containerd__Task__V2__CreateTaskRequest req =
-                    CONTAINERD__TASK__V2__CREATE_TASK_REQUEST__INIT;
-                req.id = ti->id;
-                req.bundle = ti->bundle;
-                req.stdin = ti->stdin;
-                req.stdout = ti->stdout;
-                req.stderr = ti->stderr;
-                req.terminal = ti->terminal;
-                struct task *t = NULL;
-                r = task_add(ts, &req, &t);
-                if (r < 0) { /* all or nothing */
-                        while (i-- > 0)
-                                task_unlist(task_find(ts, msg->tasks[i]->id));
-                        return r;
-                }
-                t->unpatched = true;
-                t->pid = ti->pid;
-                t->status = ti->status;
-                t->exit_status = ti->exit_status;
-                if (t->status == CONTAINERD__TASK__V2__STATUS__STOPPED)
-                        t->exited_at_ns = shim_wall_ns();
-        }
-        return 0;
-}
-
-int task_service_unpatched(const struct task_service *ts, char *buf, size_t size)
-{
-        int n = 0;
-        size_t len = 0;
-        if (size)
-                buf[0] = '\0';
-        for (const struct task *t = ts->tasks; t; t = t->next) {
-                if (!t->unpatched)
-                        continue;
-                if (size > len) {
-                        ssize_t w =
-                            ferry_bprintf(buf + len, size - len, "%s%s", n ? ", " : "", t->id);
-                        len = w < 0 ? size : len + (size_t)w;
-                }
-                n++;
-        }
-        return n;
-}
-
-int task_service_patch(struct task_service *ts, const char *source_id, const char *new_id,
-                       const char *bundle, uint32_t *ret_pid)
-{
-        if (wire_check_id(source_id) < 0 || wire_check_id(new_id) < 0 ||
-            wire_check_opt_path(bundle) < 0)
-                return -EINVAL;
-        struct task *t = task_find(ts, source_id);
-        if (!t)
-                return -ENOENT;
-        if (!t->unpatched)
-                return -EALREADY;
-        struct task *other = task_find(ts, new_id);
-        if (other && other != t)
-                return -EEXIST;
-        char *nb = strdup(bundle ? bundle : "");
-        if (!nb)
-                return -ENOMEM;
-        free(t->bundle);
-        t->bundle = nb;
-        ferry_strscpy(t->id, new_id, sizeof(t->id));
-        t->unpatched = false;
-        if (ret_pid)
-                *ret_pid = t->pid;
-        return 0;
-}
-
-void task_service_resumed(struct task_service *ts, bool destination)
-{
-        for (struct task *t = ts->tasks; t; t = t->next) {
-                if (t->unpatched)
-                        continue;
-                if (destination) {
-                        shim_events_task_create(ts->events, t->id, t->bundle, t->pid);
-                        if (t->status != CONTAINERD__TASK__V2__STATUS__CREATED)
-                                shim_events_task_start(ts->events, t->id, t->pid);
-                }
-                if (t->status == CONTAINERD__TASK__V2__STATUS__RUNNING && task_watch(t) < 0)
-                        task_exited(t, 255);
-        }
-}
-
-void task_service_teardown(struct task_service *ts, uint32_t exit_status)
-{
-        struct task *t = ts->tasks;
-        while (t) {
-                struct task *next = t->next;
-                if (t->unpatched)
-                        task_unlist(t);
-                else if (t->status != CONTAINERD__TASK__V2__STATUS__STOPPED)
-                        task_exited(t, exit_status);
-                t = next;
-        }
 }

@@ -378,6 +378,21 @@ static void test_cancel_pod(void **state)
         assert_int_equal(status, CONTAINERD__TASK__V2__STATUS__STOPPED);
         assert_int_equal(exit_status, 137);
         assert_int_equal(task_delete(&loop, dst.c, "web-2", NULL), FERRY_CODE_OK);
+        /* the imported pod's teardown published that exit (once), and the delete after it */
+        FILE *ev = fopen(dst.events, "r");
+        assert_non_null(ev);
+        char line[1024];
+        unsigned exits = 0, deletes = 0, starts = 0;
+        while (fgets(line, sizeof(line), ev)) {
+                bool mine = strstr(line, "\"container_id\":\"web-2\"") != NULL;
+                exits += mine && strstr(line, "\"/tasks/exit\"") && strstr(line, "137");
+                deletes += mine && strstr(line, "\"/tasks/delete\"") != NULL;
+                starts += strstr(line, "\"/tasks/start\"") != NULL;
+        }
+        fclose(ev);
+        assert_int_equal(exits, 1);
+        assert_int_equal(deletes, 1);
+        assert_int_equal(starts, 0); /* never resumed there: never republished */
 
         /* the source still runs the task: it can be ended as usual */
         struct reply w;

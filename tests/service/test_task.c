@@ -299,12 +299,23 @@ static void test_rejections(void **state)
         assert_int_equal(task_delete(L, f->c, "c3", NULL), FERRY_CODE_NOT_FOUND);
 }
 
-/* A created task that is killed never ran: it stops with 128+signal; ResizePty on a terminal
- * task is accepted and checks its size. */
+/* A created task that is killed never ran: the process controller ends it with exit code 1
+ * (the reference's exitFromCreated), Wait and Delete report it. ResizePty checks its size,
+ * needs a running terminal (the process spec refuses a created one) and is then accepted. */
 static void test_kill_created_and_terminal(void **state)
 {
         struct fixture *f = *state;
         uint32_t code = 0;
+        assert_int_equal(task_create(L, f->c, "never", NULL), FERRY_CODE_OK);
+        assert_int_equal(task_kill(L, f->c, "never", SIGKILL), FERRY_CODE_OK);
+        struct reply w;
+        wait_async(f->c, "never", &w);
+        assert_true(run_until_flag(L, &w.done, 5000));
+        assert_int_equal(wait_exit_status(&w), 1);
+        protobuf_c_message_free_unpacked(w.resp, NULL);
+        assert_int_equal(task_delete(L, f->c, "never", &code), FERRY_CODE_OK);
+        assert_int_equal(code, 1);
+
         Containerd__Task__V2__CreateTaskRequest cr =
             CONTAINERD__TASK__V2__CREATE_TASK_REQUEST__INIT;
         cr.id = "tty";
@@ -320,8 +331,14 @@ static void test_kill_created_and_terminal(void **state)
                          FERRY_CODE_INVALID_ARGUMENT);
         rz.width = 120;
         assert_int_equal(TASK_CALL(L, f->c, "ResizePty", rz, containerd__task__v2__empty, NULL),
+                         FERRY_CODE_FAILED_PRECONDITION);
+        assert_int_equal(task_start(L, f->c, "tty", NULL), FERRY_CODE_OK);
+        assert_int_equal(TASK_CALL(L, f->c, "ResizePty", rz, containerd__task__v2__empty, NULL),
                          FERRY_CODE_OK);
         assert_int_equal(task_kill(L, f->c, "tty", SIGKILL), FERRY_CODE_OK);
+        wait_async(f->c, "tty", &w);
+        assert_true(run_until_flag(L, &w.done, 5000));
+        protobuf_c_message_free_unpacked(w.resp, NULL);
         assert_int_equal(task_delete(L, f->c, "tty", &code), FERRY_CODE_OK);
         assert_int_equal(code, 128 + SIGKILL);
 }

@@ -214,6 +214,9 @@ static int serve(const struct args *a)
         /* The loop is not run again once the shim is freed: a late completion (a host call or
          * a timer of a session step) would reach freed objects. The process ends here. */
         shim_free(s);
+        /* frees libuv's loop internals; a loop that still held a handle (EBUSY) is left to
+         * the process exit rather than run again */
+        (void)uv_loop_close(&loop);
         if (a->address && own_path)
                 unlink(a->address);
         return r < 0 ? 1 : 0;

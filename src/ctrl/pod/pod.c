@@ -799,3 +799,11 @@ struct network *pod_network(const struct pod *p)
 {
         return p->net;
 }
+
+bool pod_container_patched(const struct pod *p, const struct container *c)
+{
+        for (size_t i = 0; i < p->n; i++)
+                if (p->cs[i].c == c)
+                        return p->cs[i].patched;
+        return false;
+}

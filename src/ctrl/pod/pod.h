@@ -103,3 +103,6 @@ struct container *pod_container(const struct pod *p, const char *id);
 /* The i-th container in id order, NULL past the end. */
 struct container *pod_container_at(const struct pod *p, size_t i);
 struct network *pod_network(const struct pod *p);
+/* false for a container imported on a destination and not patched yet (or not in the pod);
+ * true for every other container of the pod. */
+bool pod_container_patched(const struct pod *p, const struct container *c);

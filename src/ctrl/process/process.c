@@ -66,6 +66,7 @@ struct process {
         struct ctrl_pending pending; /* the caller waiting for an in-flight operation */
         struct op *ops;              /* live asynchronous operations */
         struct op *watch;            /* the armed exit watch, if any */
+        bool watch_retried;          /* a failed wait was re-armed once */
 
         struct waiter *waiters;
         size_t n_waiters;
@@ -414,6 +415,8 @@ int process_action_reply_error(struct process *p, void *arg)
 
 /* ---- actions: start and the exit watch ---- */
 
+static int arm_watch(struct process *p);
+
 static void watch_cb(int result, uint32_t pid, int code, void *userdata)
 {
         struct op *o = userdata;
@@ -423,6 +426,14 @@ static void watch_cb(int result, uint32_t pid, int code, void *userdata)
          * new one. Any other result is the exit. */
         if (!p || result == -ECANCELED)
                 return;
+        /* A failed wait is not an exit while the guest still answers: it is re-armed once, so
+         * one failed bridge call does not report a live process exited. A second failure, or
+         * a guest that is gone (the re-arm fails), is the exit (255, as the reference). */
+        if (result < 0 && !p->watch_retried) {
+                p->watch_retried = true;
+                if (arm_watch(p) == 0)
+                        return;
+        }
         struct call c = {.result = result, .value = (uint64_t)(result < 0 ? 255 : code)};
         process_dispatch(&p->fsm, PROCESS_E_EXITED, &c);
 }
