@@ -9,6 +9,7 @@
 #include "service/sandbox.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +24,18 @@
 #include "hcs/hcs.h"
 #include "rpc/ttrpc.h"
 #include "sandbox.pb-c.h"
+#include "save_container.pb-c.h"
+#include "save_pod.pb-c.h"
 #include "service/events.h"
 #include "service/wire.h"
 #include "util/util.h"
 
-#define SANDBOX_SAVE_NAME "sandbox"
-/* 2: the pod's envelope replaced schema 1's task list (proto/sandbox.proto) */
-#define SANDBOX_SCHEMA_VERSION 2u
+/* The snapshot's envelope is type.ferry.dev/ferry.migration.save.v1.Payload (issue 5 item 4). */
+#define SANDBOX_SAVE_NAME "migration"
+/* 3: a list of pod envelopes replaced schema 2's one pod (proto/sandbox.proto) */
+#define SANDBOX_SCHEMA_VERSION 3u
+/* Container ids a snapshot may carry across its pods (the duplicate check's bound). */
+#define SANDBOX_IMPORT_IDS_MAX 1024
 
 struct exit_waiter {
         sandbox_exit_fn fn;
@@ -651,7 +657,8 @@ static int ops_export(void *p, uint8_t **ret, size_t *ret_len)
         msg.schema_version = SANDBOX_SCHEMA_VERSION;
         msg.sandbox_id = sb->id;
         msg.vm = venv;
-        msg.pod = penv;
+        msg.n_pods = 1; /* one pod per sandbox today; import takes a list */
+        msg.pods = &penv;
         if (r == 0)
                 r = ctrl_envelope_pack(SANDBOX_SAVE_NAME, SANDBOX_SCHEMA_VERSION, &msg.base, &env);
         if (r == 0)
@@ -662,20 +669,80 @@ static int ops_export(void *p, uint8_t **ret, size_t *ret_len)
         return r;
 }
 
-/* Destination: the pod's import, then the VM's; a VM that refuses leaves a fresh pod again
- * (an imported pod has nothing in any guest yet, and freeing it publishes nothing). */
+/* Adds the container ids of one pod envelope to ids (n in use, cap max). A payload that does
+ * not decode is left to pod_import to refuse; here only ids matter. */
+static int pod_container_ids(const ctrl_envelope *penv, char **ids, size_t *n, size_t max)
+{
+        ProtobufCMessage *pm = NULL;
+        int r = ctrl_envelope_unpack(penv, "pod", UINT32_MAX,
+                                     &ferry__pod__save__v1__payload__descriptor, &pm, NULL, NULL);
+        if (r < 0)
+                return r;
+        const Ferry__Pod__Save__V1__Payload *pod = (const Ferry__Pod__Save__V1__Payload *)pm;
+        for (size_t i = 0; r == 0 && i < pod->n_containers; i++) {
+                ProtobufCMessage *cm = NULL;
+                r = ctrl_envelope_unpack(pod->containers[i], "container", UINT32_MAX,
+                                         &ferry__container__save__v1__payload__descriptor, &cm,
+                                         NULL, NULL);
+                if (r < 0)
+                        break;
+                const char *id = ((Ferry__Container__Save__V1__Payload *)cm)->container_id;
+                if (*n >= max)
+                        r = -EINVAL;
+                else if (!(ids[*n] = strdup(id)))
+                        r = -ENOMEM;
+                else
+                        (*n)++;
+                protobuf_c_message_free_unpacked(cm, NULL);
+        }
+        protobuf_c_message_free_unpacked(pm, NULL);
+        return r;
+}
+
+/* Decodes every pod's envelope before anything is imported and refuses (-EINVAL) a container
+ * id that two pods (or one pod twice) carry: the destination could not tell their patches
+ * apart. */
+static int check_pods(const Containerd__Runtime__Sandbox__V1__SandboxSave *m)
+{
+        char **ids = calloc(SANDBOX_IMPORT_IDS_MAX, sizeof(*ids));
+        if (!ids)
+                return -ENOMEM;
+        size_t n = 0;
+        int r = 0;
+        for (size_t p = 0; r == 0 && p < m->n_pods; p++)
+                r = pod_container_ids(m->pods[p], ids, &n, SANDBOX_IMPORT_IDS_MAX);
+        for (size_t i = 0; r == 0 && i < n; i++)
+                for (size_t j = i + 1; r == 0 && j < n; j++)
+                        if (strcmp(ids[i], ids[j]) == 0)
+                                r = -EINVAL;
+        for (size_t i = 0; i < n; i++)
+                free(ids[i]);
+        free(ids);
+        return r;
+}
+
+/* Destination: every pod is checked first (check_pods), then the pod's import, then the VM's;
+ * a VM that refuses leaves a fresh pod again (an imported pod has nothing in any guest yet,
+ * and freeing it publishes nothing), so a failure anywhere leaves nothing imported. The
+ * sandbox holds one pod: a snapshot with more is refused (-EINVAL) once they have been
+ * checked, before any is imported. */
 static int import_pod_vm(struct sandbox *sb, const char *sandbox_id,
                          const Containerd__Runtime__Sandbox__V1__SandboxSave *m)
 {
-        if (!m->vm || !m->pod)
+        if (!m->vm || m->n_pods == 0)
+                return -EINVAL;
+        int r = check_pods(m);
+        if (r < 0)
+                return r;
+        if (m->n_pods != 1)
                 return -EINVAL;
         uint8_t *vbuf = NULL;
         size_t vlen = 0;
-        int r = ctrl_envelope_to_bytes(m->vm, &vbuf, &vlen);
+        r = ctrl_envelope_to_bytes(m->vm, &vbuf, &vlen);
         if (r < 0)
                 return r;
         struct pod_options o = pod_opts(sb);
-        r = pod_import(sb->pod, &o, m->pod);
+        r = pod_import(sb->pod, &o, m->pods[0]);
         if (r == 0)
                 r = mig_vm_ops.import_state(sb->vm_steps, sandbox_id, vbuf, vlen);
         free(vbuf);

@@ -76,8 +76,9 @@ void sandbox_set_migration(struct sandbox *sb, struct mig_session *s);
 /* The session's sandbox operations over this sandbox (void *sb = struct sandbox *): the VM
  * controller's save/import/transfer/finalize sequence and the pod's save/import/patch/resume/
  * teardown around it. The snapshot is SandboxSave in proto/sandbox.proto (envelope
- * "type.ferry.dev/ferry.sandbox.save.v1.Payload", schema 2): the VM's and the pod's
- * envelopes. */
+ * "type.ferry.dev/ferry.migration.save.v1.Payload", schema 3): the VM's envelope and a list
+ * of pod envelopes (one today). Import refuses container ids shared across pods and is all
+ * or nothing. */
 extern const struct migration_sandbox_ops sandbox_mig_ops;
 
 /* The VM controller (borrowed). */

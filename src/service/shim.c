@@ -6,11 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fsm/fsm.h"
 #include "fsm/trace.h"
 #include "hcs/hcs.h"
 #include "migration/session.h"
+#include "migration/socket.h"
 #include "rpc/ttrpc.h"
 #include "service/events.h"
 #include "service/migration.h"
@@ -30,6 +32,8 @@ struct shim {
         struct task_service *tasks;
         struct mig_session *mig;
         struct ttrpc_server *srv;
+        struct mig_handoff *handoff; /* CreateDuplicateSocket's token hand-off; may be NULL */
+        char *handoff_path;          /* unlinked at shutdown */
         FILE *trace;
         uv_signal_t sigterm, sigint;
         uv_timer_t linger;
@@ -152,6 +156,37 @@ int shim_listen_fd(struct shim *s, int fd)
         return ttrpc_server_listen_fd(s->srv, fd);
 }
 
+int shim_listen_handoff(struct shim *s, const char *address)
+{
+        if (s->handoff)
+                return -EALREADY;
+        char *path = NULL;
+        if (asprintf(&path, "%s.handoff", address) < 0)
+                return -ENOMEM;
+        /* The ttrpc socket at address is ours, so a handoff socket beside it is a stale one of
+         * an earlier shim: ferryctl would send to it and fail, rather than fall back to pidfd. */
+        unlink(path);
+        int r = mig_handoff_listen(s->loop, path, &s->handoff);
+        if (r < 0) {
+                free(path);
+                return r;
+        }
+        s->handoff_path = path;
+        mig_session_set_handoff(s->mig, s->handoff);
+        return 0;
+}
+
+static void close_handoff(struct shim *s)
+{
+        if (!s->handoff)
+                return;
+        if (s->mig)
+                mig_session_set_handoff(s->mig, NULL);
+        mig_handoff_close(TAKE_PTR(s->handoff));
+        unlink(s->handoff_path);
+        free(TAKE_PTR(s->handoff_path));
+}
+
 static void on_linger_closed(uv_handle_t *h)
 {
         struct shim *s = h->data;
@@ -178,6 +213,7 @@ static void on_linger(uv_timer_t *t)
 {
         struct shim *s = t->data;
         ttrpc_server_close(TAKE_PTR(s->srv));
+        close_handoff(s);
         if (s->sb)
                 sandbox_set_migration(s->sb, NULL);
         if (s->signals_on) {
@@ -206,6 +242,7 @@ void shim_free(struct shim *s)
                 task_service_set_migration(s->tasks, NULL);
         if (s->mig && mig_session_free(s->mig) == 0)
                 s->mig = NULL;
+        close_handoff(s); /* a shim freed without its shutdown */
         s->tasks = task_service_free(s->tasks);
         s->events = shim_events_free(s->events);
         if (s->trace) {

@@ -39,6 +39,12 @@ int shim_listen(struct shim *s, const char *path);
 /* Serves ttrpc on fd, a bound listening unix socket (taken). */
 int shim_listen_fd(struct shim *s, int fd);
 
+/* Opens the CreateDuplicateSocket hand-off socket "<address>.handoff" (mode 0600; a stale one
+ * is replaced) and gives it to the migration session; the shutdown closes and unlinks it.
+ * address is the ttrpc socket's path (borrowed). Returns 0, -EALREADY, or as
+ * mig_handoff_listen() (-ENAMETOOLONG when the path does not fit a unix address). */
+int shim_listen_handoff(struct shim *s, const char *address);
+
 /* Starts the orderly shutdown: replies already queued get a moment to leave, then the server
  * closes, the VM stops and the backend is released; on_exit runs at the end. Idempotent. */
 void shim_shutdown(struct shim *s);

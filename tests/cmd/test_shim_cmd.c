@@ -17,6 +17,9 @@ struct proc {
         int out; /* read end of its stdout */
 };
 
+/* When set, the next spawned shims write their stderr here (truncated). */
+static const char *spawn_stderr;
+
 static struct proc spawn(const char *const *args)
 {
         int p[2];
@@ -27,6 +30,10 @@ static struct proc spawn(const char *const *args)
                 dup2(p[1], 1);
                 int devnull = open("/dev/null", O_RDONLY);
                 dup2(devnull, 0);
+                if (spawn_stderr) {
+                        int err = open(spawn_stderr, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+                        dup2(err, 2);
+                }
                 execv(shim_bin, (char *const *)args);
                 _exit(127);
         }
@@ -279,7 +286,8 @@ static void test_sigterm(void **state)
 
 /* --fault arms a host-compute fault point in the shim: the guest refuses the first container
  * create (the client sees the error, the task is not kept), the retry succeeds. An unknown
- * point is a usage error. */
+ * point is a usage error. At exit the shim logs each armed point, fired or not (a transfer
+ * point armed by bytes never ran here). */
 static void test_fault(void **state)
 {
         char sock[128], line[256];
@@ -289,10 +297,27 @@ static void test_fault(void **state)
         struct proc p = spawn(bad);
         assert_int_equal(wait_exit(p.pid, 5000), 2);
         close(p.out);
-        const char *args[] = {shim_bin,      "--fault", "guest.create_container:1",
-                              "--memory-mb", "8",       "serve",
-                              "--address",   sock,      NULL};
+        const char *bad_bytes[] = {shim_bin, "--fault", "transfer.pass:@x", "serve", "--address",
+                                   sock,     NULL};
+        p = spawn(bad_bytes);
+        assert_int_equal(wait_exit(p.pid, 5000), 2);
+        close(p.out);
+        const char *args[] = {shim_bin,
+                              "--fault",
+                              "guest.create_container:1",
+                              "--fault",
+                              "transfer.source_drop_after_bytes:@4096",
+                              "--memory-mb",
+                              "8",
+                              "serve",
+                              "--address",
+                              sock,
+                              NULL};
+        char errlog[128];
+        ferry_bprintf(errlog, sizeof(errlog), "%s/f.stderr", dir);
+        spawn_stderr = errlog;
         p = spawn(args);
+        spawn_stderr = NULL;
         read_line(p.out, line, sizeof(line));
         assert_non_null(strstr(line, sock));
         uv_loop_t loop;
@@ -309,6 +334,15 @@ static void test_fault(void **state)
         assert_int_equal(kill(p.pid, SIGTERM), 0);
         assert_int_equal(wait_exit(p.pid, 5000), 0);
         close(p.out);
+        char text[4096] = "";
+        int fd = open(errlog, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_true(read_all(fd, text, sizeof(text) - 1, 1000) > 0);
+        close(fd);
+        assert_non_null(strstr(text, "ferry-shim: fault guest.create_container nth=1 calls=2 "
+                                     "fired=yes\n"));
+        assert_non_null(strstr(text, "ferry-shim: fault transfer.source_drop_after_bytes nth=1 "
+                                     "calls=0 fired=no\n"));
 }
 
 /* Regression: a VM whose boot failed past the point of no return (the guest connection

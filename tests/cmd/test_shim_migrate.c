@@ -2,7 +2,8 @@
 /* A pod migrated live between two ferry-shim processes, driven over ttrpc the way ferryctl
  * does: Task and Sandbox on the source, the Migration service on both (export, import, the
  * destination CreateTask patch path, prepare, socket adoption by pidfd, transfer, finalize,
- * cleanup), then the tasks are checked on both sides. argv[1] is the binary. */
+ * cleanup), then the tasks are checked on both sides; doctored snapshots are refused with
+ * nothing imported. argv[1] is the binary. */
 #include "../service/client.h"
 
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "envelope.pb-c.h"
 #include "migration.pb-c.h"
 
 static const char *shim_bin;
@@ -405,6 +407,135 @@ static void test_cancel_pod(void **state)
         stop_shim(&dst);
 }
 
+/* The Any type URL the source's export carried around the snapshot. */
+static char any_url[128];
+
+/* Imports an envelope with type_url over payload on the destination, as the snapshot of the
+ * Migration service's Any. */
+static enum ferry_code import_doctored(const char *type_url, const ProtobufCMessage *payload)
+{
+        Ferry__Save__V1__Envelope env = FERRY__SAVE__V1__ENVELOPE__INIT;
+        env.type_url = (char *)type_url;
+        env.schema_version = 3;
+        env.value.len = protobuf_c_message_get_packed_size(payload);
+        env.value.data = malloc(env.value.len + 1);
+        assert_non_null(env.value.data);
+        protobuf_c_message_pack(payload, env.value.data);
+        ImportSandboxRequest im = IMPORT_SANDBOX_REQUEST__INIT;
+        im.session_id = "sess-1";
+        im.sandbox_id = "pod-dst";
+        ProtobufAny any = PROTOBUF_ANY__INIT;
+        any.type_url = any_url;
+        any.value.len = protobuf_c_message_get_packed_size(&env.base);
+        any.value.data = malloc(any.value.len + 1);
+        assert_non_null(any.value.data);
+        protobuf_c_message_pack(&env.base, any.value.data);
+        im.config = &any;
+        enum ferry_code code =
+            mig_call(dst.c, "ImportSandbox", &im, &import_sandbox_response__descriptor, NULL);
+        free(any.value.data);
+        free(env.value.data);
+        return code;
+}
+
+/* The destination has imported nothing: no sandbox (its status is NOT_FOUND before a create or
+ * an import), the source's task unknown. */
+static void assert_nothing_imported(void)
+{
+        char st[32];
+        assert_int_equal(sandbox_state(dst.c, st, sizeof(st)), FERRY_CODE_NOT_FOUND);
+        assert_int_equal(task_state(&loop, dst.c, "web", NULL, NULL), FERRY_CODE_NOT_FOUND);
+}
+
+/* The snapshot is {schema_version, sandbox_id, vm, pods} in a migration envelope (issue 5).
+ * Two pods that share a container id, and a foreign type URL, are INVALID_ARGUMENT with
+ * nothing imported: the untouched snapshot then imports. Each shim serves a handoff socket
+ * "<address>.handoff" (mode 0600) that its exit removes. */
+static void test_import_doctored(void **state)
+{
+        start_shim(&src, "src");
+        start_shim(&dst, "dst");
+        char handoff[160];
+        struct stat sst;
+        ferry_bprintf(handoff, sizeof(handoff), "%s.handoff", src.sock);
+        assert_int_equal(stat(handoff, &sst), 0);
+        assert_true(S_ISSOCK(sst.st_mode));
+        assert_int_equal(sst.st_mode & 0777, 0600);
+        assert_int_equal(task_create(&loop, src.c, "web", NULL), FERRY_CODE_OK);
+        assert_int_equal(task_start(&loop, src.c, "web", NULL), FERRY_CODE_OK);
+
+        InitializeOptions io = INITIALIZE_OPTIONS__INIT;
+        io.memory_transport = MEMORY_TRANSPORT__MEMORY_TRANSPORT_TCP;
+        PrepareAndExportSandboxRequest pe = PREPARE_AND_EXPORT_SANDBOX_REQUEST__INIT;
+        pe.session_id = "sess-1";
+        pe.init_options = &io;
+        PrepareAndExportSandboxResponse *exp = NULL;
+        assert_int_equal(mig_call(src.c, "PrepareAndExportSandbox", &pe,
+                                  &prepare_and_export_sandbox_response__descriptor,
+                                  (ProtobufCMessage **)&exp),
+                         FERRY_CODE_OK);
+        assert_non_null(exp->config);
+        ferry_strscpy(any_url, exp->config->type_url, sizeof(any_url));
+        Ferry__Save__V1__Envelope *env = ferry__save__v1__envelope__unpack(
+            NULL, exp->config->value.len, exp->config->value.data);
+        assert_non_null(env);
+        assert_string_equal(env->type_url, "type.ferry.dev/ferry.migration.save.v1.Payload");
+        assert_int_equal(env->schema_version, 3);
+        Containerd__Runtime__Sandbox__V1__SandboxSave *save =
+            containerd__runtime__sandbox__v1__sandbox_save__unpack(NULL, env->value.len,
+                                                                   env->value.data);
+        assert_non_null(save);
+        assert_int_equal(save->schema_version, 3);
+        assert_non_null(save->vm);
+        assert_int_equal(save->n_pods, 1);
+
+        /* a second pod carrying the same container "web" */
+        Ferry__Save__V1__Envelope **pods = save->pods, *two[] = {pods[0], pods[0]};
+        save->pods = two;
+        save->n_pods = 2;
+        assert_int_equal(import_doctored(env->type_url, &save->base), FERRY_CODE_INVALID_ARGUMENT);
+        save->pods = pods;
+        save->n_pods = 1;
+        assert_nothing_imported();
+        /* no pod at all */
+        save->n_pods = 0;
+        assert_int_equal(import_doctored(env->type_url, &save->base), FERRY_CODE_INVALID_ARGUMENT);
+        save->n_pods = 1;
+        assert_nothing_imported();
+        /* schema 2's controller name: a foreign type URL */
+        assert_int_equal(
+            import_doctored("type.ferry.dev/ferry.sandbox.save.v1.Payload", &save->base),
+            FERRY_CODE_INVALID_ARGUMENT);
+        assert_nothing_imported();
+        /* the snapshot as exported still imports: the refusals changed nothing */
+        assert_int_equal(import_doctored(env->type_url, &save->base), FERRY_CODE_OK);
+        char st[32];
+        assert_int_equal(sandbox_state(dst.c, st, sizeof(st)), FERRY_CODE_OK);
+        assert_string_equal(st, "migrating"); /* the VM is imported */
+        protobuf_c_message_free_unpacked(&save->base, NULL);
+        protobuf_c_message_free_unpacked(&env->base, NULL);
+        protobuf_c_message_free_unpacked(&exp->base, NULL);
+
+        assert_int_equal(session_call(src.c, "Cancel", &cancel_response__descriptor),
+                         FERRY_CODE_OK);
+        assert_int_equal(session_call(dst.c, "Cancel", &cancel_response__descriptor),
+                         FERRY_CODE_OK);
+        FinalizeSandboxRequest fr = FINALIZE_SANDBOX_REQUEST__INIT;
+        fr.session_id = "sess-1";
+        fr.action = FINALIZE_ACTION__FINALIZE_ACTION_RESUME;
+        assert_int_equal(
+            mig_call(src.c, "FinalizeSandbox", &fr, &finalize_sandbox_response__descriptor, NULL),
+            FERRY_CODE_OK);
+        assert_int_equal(session_call(src.c, "Cleanup", &cleanup_response__descriptor),
+                         FERRY_CODE_OK);
+        assert_int_equal(session_call(dst.c, "Cleanup", &cleanup_response__descriptor),
+                         FERRY_CODE_OK);
+        stop_shim(&src);
+        stop_shim(&dst);
+        assert_int_equal(stat(handoff, &sst), -1);
+        assert_int_equal(errno, ENOENT);
+}
+
 static int setup(void **state)
 {
         ferry_strscpy(dir, "/tmp/ferry-mig-XXXXXX", sizeof(dir));
@@ -444,6 +575,7 @@ int main(int argc, char **argv)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_migrate_pod, setup, teardown),
             cmocka_unit_test_setup_teardown(test_cancel_pod, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_import_doctored, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

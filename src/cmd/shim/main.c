@@ -55,6 +55,7 @@ static _noreturn_ void usage(int code)
                 "  --dirty-pages-rate N sim guest workload: pages dirtied per second (default 0)\n"
                 "  --fault NAME[:NTH]   arm hcs fault point NAME (src/hcs/fault.h) to fail its\n"
                 "                       NTH call (default 1) with EIO; repeatable\n"
+                "  --fault NAME:@BYTES  a transfer stream point: drop the socket after BYTES\n"
                 "  --event-log FILE     append task events, one JSON per line\n"
                 "  --trace FILE         append the FSM transition trace (src/fsm/trace.h)\n"
                 "  --socket-dir DIR     start: where sockets go (default %s)\n"
@@ -153,19 +154,48 @@ static void parse_args(int argc, char **argv, struct args *a)
 
 /* -- serve -- */
 
-/* Arms "NAME[:NTH]" to fail its NTH call (default the next) with -EIO. */
-static int arm_fault(const char *arg)
-{
+/* One --fault as armed: its point and the call it fires on. */
+struct armed_fault {
         char name[128];
+        unsigned nth;
+};
+
+/* Arms "NAME[:NTH]" to fail its NTH call (default the next) with -EIO, or "NAME:@BYTES" to
+ * shut a transfer stream point's socket down once BYTES have crossed it (its next transfer). */
+static int arm_fault(const char *arg, struct armed_fault *ret)
+{
         const char *colon = strchr(arg, ':');
         size_t n = colon ? (size_t)(colon - arg) : strlen(arg);
-        unsigned nth = 1;
-        if (n == 0 || n >= sizeof(name) || (colon && parse_uint(colon + 1, 1u << 20, &nth) < 0))
+        struct hcs_fault_spec spec = {.nth = 1, .error = -EIO};
+        unsigned v = 1;
+        if (n == 0 || n >= sizeof(ret->name))
                 return -EINVAL;
-        memcpy(name, arg, n);
-        name[n] = '\0';
-        struct hcs_fault_spec spec = {.nth = nth, .error = -EIO};
-        return hcs_fault_arm(name, &spec);
+        if (colon && colon[1] == '@') {
+                if (parse_uint(colon + 2, UINT32_MAX, &v) < 0 || v == 0)
+                        return -EINVAL;
+                spec = (struct hcs_fault_spec){.nth = 1, .drop_after_bytes = v};
+        } else if (colon) {
+                if (parse_uint(colon + 1, 1u << 20, &v) < 0)
+                        return -EINVAL;
+                spec.nth = v;
+        }
+        memcpy(ret->name, arg, n);
+        ret->name[n] = '\0';
+        ret->nth = spec.nth;
+        return hcs_fault_arm(ret->name, &spec);
+}
+
+/* One line per armed point on stderr at exit, for the fault sweep to assert the point was
+ * reached: "ferry-shim: fault NAME nth=N calls=C fired=yes|no". A point fires on its NTH
+ * check (nth 0: on every check, so from the first). */
+static void log_faults(const struct armed_fault *f, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                uint64_t calls = hcs_fault_calls(f[i].name);
+                fprintf(stderr, "ferry-shim: fault %s nth=%u calls=%" PRIu64 " fired=%s\n",
+                        f[i].name, f[i].nth, calls,
+                        calls >= (f[i].nth ? f[i].nth : 1) ? "yes" : "no");
+        }
 }
 
 static void on_exit_stop(void *userdata)
@@ -187,8 +217,9 @@ static int serve(const struct args *a)
             .on_exit = on_exit_stop,
             .on_exit_userdata = &loop,
         };
+        struct armed_fault armed[ARRAY_SIZE(a->faults)];
         for (size_t i = 0; i < a->n_faults; i++) {
-                int fr = arm_fault(a->faults[i]);
+                int fr = arm_fault(a->faults[i], &armed[i]);
                 if (fr < 0) {
                         fprintf(stderr, "ferry-shim: --fault %s: %s\n", a->faults[i],
                                 strerror(-fr));
@@ -201,6 +232,13 @@ static int serve(const struct args *a)
                 r = a->listen_fd >= 0 ? shim_listen_fd(s, a->listen_fd)
                                       : shim_listen(s, a->address);
         bool own_path = r == 0 || a->listen_fd >= 0; /* never remove another server's socket */
+        if (r == 0 && a->address) {
+                /* without it CreateDuplicateSocket still takes pid/fd references */
+                int hr = shim_listen_handoff(s, a->address);
+                if (hr < 0)
+                        fprintf(stderr, "ferry-shim: handoff socket %s.handoff: %s\n", a->address,
+                                strerror(-hr));
+        }
         if (r < 0) {
                 fprintf(stderr, "ferry-shim: serve %s: %s\n", a->address ? a->address : "fd",
                         strerror(-r));
@@ -217,6 +255,7 @@ static int serve(const struct args *a)
         /* frees libuv's loop internals; a loop that still held a handle (EBUSY) is left to
          * the process exit rather than run again */
         (void)uv_loop_close(&loop);
+        log_faults(armed, a->n_faults);
         if (a->address && own_path)
                 unlink(a->address);
         return r < 0 ? 1 : 0;
