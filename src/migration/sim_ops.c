@@ -9,6 +9,7 @@
 #include <json-c/json.h>
 
 #include "ctrl/common/envelope.h"
+#include "migration/defer.h"
 #include "migration.pb-c.h"
 #include "util/util.h"
 
@@ -47,7 +48,7 @@ struct step {
         void *userdata;
         bool resume, skip_host;
         enum mig_origin origin;
-        uv_timer_t timer; /* later_done */
+        uv_timer_t timer; /* skip_fire */
         int result;
 };
 
@@ -72,28 +73,10 @@ static void step_end(struct step *st, int result)
         done(result, ud);
 }
 
-static void later_closed(uv_handle_t *h)
-{
-        struct step *st = h->data;
-        step_end(st, st->result);
-}
-
-static void later_fire(uv_timer_t *t)
-{
-        uv_close((uv_handle_t *)t, later_closed);
-}
-
-/* Completes on the next loop turn: callers are never called back before they return. */
+/* Completes with result on the next loop turn. */
 static int later_done(struct mig_sim_sandbox *sb, int result, mig_done_fn done, void *userdata)
 {
-        struct step *st = step_new(sb, done, userdata);
-        if (!st)
-                return -ENOMEM;
-        st->result = result;
-        uv_timer_init(sb->loop, &st->timer);
-        st->timer.data = st;
-        uv_timer_start(&st->timer, later_fire, 0, 0);
-        return 0;
+        return mig_defer(sb->loop, &sb->inflight, result, done, userdata);
 }
 
 static void on_note(struct hcs_system *sys, const struct hcs_notification *n, void *userdata)

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "migration/defer.h"
 #include "util/util.h"
 
 struct mig_vm_sandbox {
@@ -28,8 +29,6 @@ struct step {
         void *userdata;
         bool resume;
         enum mig_origin origin;
-        uv_timer_t timer;
-        int result;
 };
 
 static struct step *step_new(struct mig_vm_sandbox *sb, mig_done_fn done, void *userdata)
@@ -58,28 +57,10 @@ static void step_end(struct step *st, int result)
         done(result, ud);
 }
 
-static void later_closed(uv_handle_t *h)
-{
-        struct step *st = h->data;
-        step_end(st, st->result);
-}
-
-static void later_fire(uv_timer_t *t)
-{
-        uv_close((uv_handle_t *)t, later_closed);
-}
-
 /* Completes with result on the next loop turn. */
 static int later_done(struct mig_vm_sandbox *sb, int result, mig_done_fn done, void *userdata)
 {
-        struct step *st = step_new(sb, done, userdata);
-        if (!st)
-                return -ENOMEM;
-        st->result = result;
-        uv_timer_init(sb->loop, &st->timer);
-        st->timer.data = st;
-        uv_timer_start(&st->timer, later_fire, 0, 0);
-        return 0;
+        return mig_defer(sb->loop, &sb->inflight, result, done, userdata);
 }
 
 static void on_note(struct vm *vm, const struct hcs_notification *n, void *userdata)
