@@ -23,6 +23,7 @@ static FSM_TLS unsigned queue_head;
 FSM_TLS struct fsm__rt fsm__rt;
 
 #define depth          fsm__rt.depth
+#define gate           fsm__rt.gate
 #define queue_len      fsm__rt.queue_len
 #define trace_fn       fsm__rt.trace
 #define trace_userdata fsm__rt.trace_userdata
@@ -47,14 +48,17 @@ void fsm_init(struct fsm *m, const struct fsm_machine *machine, void *ctx, const
         m->ctx = ctx;
         m->name = name;
         m->state = machine->initial;
-        m->busy = 0;
+        m->stepping = 0;
 }
 
 void fsm_set_trace(fsm_trace_fn fn, void *userdata)
 {
         trace_fn = fn;
         trace_userdata = userdata;
-        fsm__rt.traced = fn != NULL;
+        fsm__rt.traced = fn ? FSM__GATE_FULL : 0;
+        /* a running dispatch keeps its gate; the fast path and enter/leave restore `traced` */
+        if (gate == 0 || (gate == FSM__GATE_FULL && depth == 0))
+                gate = fsm__rt.traced;
 }
 
 int fsm_set_state(struct fsm *m, unsigned state)
@@ -95,9 +99,9 @@ static inline __attribute__((always_inline)) int step(struct fsm *m, unsigned ev
                 result = FSM_RESULT_OK;
                 to = arm->to;
                 if (arm->action) {
-                        m->busy = 1;
+                        m->stepping = 1;
                         r = arm->action(m->ctx, arg);
-                        m->busy = 0;
+                        m->stepping = 0;
                         to = fsm__target(arm, r);
                         if (r < 0)
                                 result = FSM_RESULT_FAILED;
@@ -132,9 +136,34 @@ static inline __attribute__((always_inline)) int step(struct fsm *m, unsigned ev
         return r;
 }
 
+/* A full dispatch or a drain starts: the fast path stays off until the matching leave. The
+ * gate it found (0, FULL, or the instance of a fast action it runs inside) is returned. */
+static inline uintptr_t enter(void)
+{
+        uintptr_t saved = gate;
+
+        if (saved == 0)
+                gate = FSM__GATE_FULL;
+        depth++;
+        return saved;
+}
+
+/* Whether a fast-path action is running (the gate then holds its instance). */
+static inline bool is_fast(uintptr_t g)
+{
+        return g > FSM__GATE_FULL;
+}
+
+static inline void leave(uintptr_t saved)
+{
+        depth--;
+        gate = is_fast(saved) ? saved : depth > 0 ? FSM__GATE_FULL : fsm__rt.traced;
+}
+
 void fsm__drain(void)
 {
-        depth++;
+        uintptr_t saved = enter();
+
         while (queue_len > 0) {
                 struct fsm_queued q = queue[queue_head];
 
@@ -143,21 +172,25 @@ void fsm__drain(void)
                 /* a queued event's result has no caller: the trace hook records it */
                 (void)step(q.m, q.event, q.arg, NULL);
         }
-        depth--;
+        leave(saved);
 }
 
 int fsm_dispatch(struct fsm *m, unsigned event, void *arg, struct fsm_outcome *ret_outcome)
 {
+        uintptr_t saved;
         int r;
 
         if (unlikely(event >= m->machine->n_events))
                 return -EINVAL;
-        if (unlikely(m->busy))
+        if (unlikely(fsm_busy(m)))
                 return enqueue(m, event, arg);
 
-        depth++;
+        saved = enter();
         r = step(m, event, arg, ret_outcome);
-        if (--depth == 0 && unlikely(queue_len > 0))
+        leave(saved);
+        /* the outermost dispatch runs what its transitions raised; inside a fast-path action
+         * that is the fast path's job, when the action returns */
+        if (depth == 0 && !is_fast(saved) && unlikely(queue_len > 0))
                 fsm__drain();
         return r;
 }
@@ -166,7 +199,7 @@ int fsm_raise(struct fsm *m, unsigned event, void *arg)
 {
         if (event >= m->machine->n_events)
                 return -EINVAL;
-        if (depth > 0)
+        if (depth > 0 || is_fast(gate))
                 return enqueue(m, event, arg);
         /* nobody waits for a raised event's result: the trace hook records it */
         (void)fsm_dispatch(m, event, arg, NULL);

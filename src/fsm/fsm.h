@@ -109,7 +109,7 @@ struct fsm {
         void *ctx;        /* handed to guards and actions; borrowed */
         const char *name; /* instance name for traces, e.g. "container:abc"; borrowed */
         uint16_t state;
-        uint8_t busy; /* a transition of this instance is running */
+        uint8_t stepping; /* private: a full-path transition of this instance runs (see fsm_busy) */
 };
 
 /* Details of a dispatch, for callers that report errors (RPC services). */
@@ -144,15 +144,18 @@ typedef void (*fsm_trace_fn)(const struct fsm_trace *rec, void *userdata);
  * which calls fsm__dispatch_fast with the machine's own tables as constants: the common case
  * (no trace hook, no outcome wanted, not inside another dispatch) then costs a table load and
  * the guard and action calls. Everything else takes fsm_dispatch. Not for direct use.
+ *
+ * `gate` is the one word the fast path reads to decide: 0 when it may run; FSM__GATE_FULL while
+ * a trace hook is installed or a full dispatch runs; and, while a fast-path action runs, the
+ * address of its instance, which is how a nested fsm_dispatch knows that instance is busy
+ * without the fast path storing a busy flag in it (two stores per dispatch instead of four).
  */
+#define FSM__GATE_FULL ((uintptr_t)1)
+
 struct fsm__rt {
-        union {
-                struct {
-                        uint32_t depth;  /* dispatches running on this thread */
-                        uint32_t traced; /* a trace hook is installed */
-                };
-                uint64_t gate; /* nonzero: take the full path (one load decides) */
-        };
+        uintptr_t gate;       /* 0, FSM__GATE_FULL, or the instance of the running fast action */
+        uintptr_t traced;     /* FSM__GATE_FULL when a trace hook is installed, else 0 */
+        unsigned depth;       /* full dispatches and drains running on this thread */
         unsigned queue_len;   /* raised events waiting */
         fsm_trace_fn trace;   /* the trace hook, or NULL */
         void *trace_userdata;
@@ -182,9 +185,10 @@ static inline int fsm__dispatch_fast(struct fsm *m, const struct fsm_arm *arms, 
                                      unsigned n_events, unsigned event, void *arg)
 {
         const struct fsm_arm *arm;
+        unsigned to;
         int r;
 
-        /* Outside any dispatch no instance is busy, so depth == 0 covers m->busy too. */
+        /* gate 0: no dispatch runs on this thread, so no instance is busy, and no hook */
         if (__builtin_expect(event >= n_events || fsm__rt.gate, 0))
                 return fsm_dispatch(m, event, arg, NULL);
         arm = fsm__pick(arms, &arms[((unsigned)m->state << ev_shift) + event], m->ctx, arg);
@@ -194,12 +198,14 @@ static inline int fsm__dispatch_fast(struct fsm *m, const struct fsm_arm *arms, 
                 m->state = arm->to;
                 return 0;
         }
-        fsm__rt.depth = 1;
-        m->busy = 1;
+        fsm__rt.gate = (uintptr_t)m;
         r = arm->action(m->ctx, arg);
-        m->busy = 0;
-        fsm__rt.depth = 0;
-        m->state = (uint16_t)fsm__target(arm, r);
+        fsm__rt.gate = fsm__rt.traced; /* the action may have installed a hook */
+        to = r == 0 ? arm->to : fsm__target(arm, r);
+        /* self-transitions are common (a refused retry, a counter): a store the next
+         * dispatch's load would wait on is skipped */
+        if (to != m->state)
+                m->state = (uint16_t)to;
         if (__builtin_expect(fsm__rt.queue_len != 0, 0))
                 fsm__drain();
         return r < 0 || r == FSM_PENDING ? r : 0;
@@ -237,6 +243,12 @@ void fsm_set_trace(fsm_trace_fn fn, void *userdata);
 /* Forces an instance into a state without a transition: for restoring a replayed or imported
  * position and for tests. Returns 0 or -EINVAL when the state is out of range. */
 int fsm_set_state(struct fsm *m, unsigned state);
+
+/* Whether a transition of m is running: an event sent to it now would be queued. */
+static inline bool fsm_busy(const struct fsm *m)
+{
+        return m->stepping || fsm__rt.gate == (uintptr_t)m;
+}
 
 static inline unsigned fsm_state(const struct fsm *m)
 {

@@ -31,8 +31,13 @@ struct sample {
         struct fsm *nested; /* begin dispatches `start` to this instance and records the result */
         int nested_result;
         unsigned nested_state_seen;
+        bool busy_seen;     /* fsm_busy(own instance) inside begin */
+        int hook_op;        /* begin installs (1) or removes (2) the trace hook */
         char log[256];
 };
+
+static void record(const struct fsm_trace *rec, void *userdata);
+static unsigned hook_calls;
 
 static void logf_(struct sample *s, const char *what)
 {
@@ -66,6 +71,9 @@ int sample_action_begin(struct sample *s, void *arg)
                         break;
                 }
         }
+        s->busy_seen = fsm_busy(&s->fsm);
+        if (s->hook_op)
+                fsm_set_trace(s->hook_op == 1 ? record : NULL, s->hook_op == 1 ? &hook_calls : NULL);
         if (s->nested) {
                 s->nested_result = fsm_dispatch(s->nested, SAMPLE_E_START, NULL, NULL);
                 s->nested_state_seen = fsm_state(s->nested);
@@ -129,8 +137,6 @@ static void record(const struct fsm_trace *rec, void *userdata)
         if (n_recs < MAX_REC)
                 recs[n_recs++] = *rec;
 }
-
-static unsigned hook_calls;
 
 static int setup(void **state)
 {
@@ -560,6 +566,73 @@ static void test_inline_dispatch_matches(void **state)
         assert_int_equal(fsm_state(&b.fsm), SAMPLE_S_PAUSED);
 }
 
+/* The inline path marks its running instance through the thread's gate, not in the instance:
+ * every rule about busy instances must hold as on the full path. */
+static void test_inline_dispatch_busy_rules(void **state)
+{
+        struct sample a, b;
+
+        fsm_set_trace(NULL, NULL);
+        sample_init(&a, "a");
+        assert_false(fsm_busy(&a.fsm));
+        a.nested = &a.fsm; /* a's begin sends itself start: queued, run after begin */
+        assert_int_equal(sample_dispatch(&a.fsm, SAMPLE_E_START, NULL), 0);
+        assert_true(a.busy_seen);
+        assert_int_equal(a.nested_result, 0);
+        assert_int_equal(a.nested_state_seen, SAMPLE_S_IDLE);
+        assert_int_equal(fsm_state(&a.fsm), SAMPLE_S_RUNNING);
+        assert_false(fsm_busy(&a.fsm));
+        assert_int_equal(fsm__rt.gate, 0);
+
+        /* a (inline) runs b (full path, synchronous); b's begin sends a start, which waits
+         * for a's transition to end and then is rejected in running */
+        sample_init(&a, "a");
+        sample_init(&b, "b");
+        a.nested = &b.fsm;
+        b.nested = &a.fsm;
+        assert_int_equal(sample_dispatch(&a.fsm, SAMPLE_E_START, NULL), 0);
+        assert_int_equal(a.nested_result, 0);
+        assert_int_equal(a.nested_state_seen, SAMPLE_S_RUNNING);
+        assert_true(b.busy_seen);
+        assert_int_equal(b.nested_result, 0);             /* queued */
+        assert_int_equal(b.nested_state_seen, SAMPLE_S_IDLE); /* a had not moved yet */
+        assert_int_equal(fsm_state(&a.fsm), SAMPLE_S_RUNNING);
+        assert_int_equal(fsm__rt.gate, 0);
+
+        /* fsm_raise from an inline action queues too */
+        sample_init(&a, "a");
+        a.raise_on_begin = SAMPLE_E_PAUSE;
+        a.raise_target = &a.fsm;
+        assert_int_equal(sample_dispatch(&a.fsm, SAMPLE_E_START, NULL), 0);
+        assert_int_equal(a.raise_err, 0);
+        assert_int_equal(fsm_state(&a.fsm), SAMPLE_S_PAUSED);
+}
+
+/* A hook installed or removed inside an action takes effect from the next dispatch on. */
+static void test_hook_changed_inside_action(void **state)
+{
+        struct sample a;
+
+        fsm_set_trace(NULL, NULL);
+        hook_calls = 0;
+        sample_init(&a, "a");
+        a.hook_op = 1;
+        assert_int_equal(sample_dispatch(&a.fsm, SAMPLE_E_START, NULL), 0);
+        assert_int_equal(hook_calls, 0); /* that dispatch began untraced */
+        assert_int_not_equal(fsm__rt.gate, 0);
+        a.hook_op = 0;
+        assert_int_equal(sample_dispatch(&a.fsm, SAMPLE_E_PAUSE, NULL), 0);
+        assert_int_equal(hook_calls, 1);
+
+        /* removed from inside a traced dispatch: the inline path is back on afterwards */
+        sample_init(&a, "a");
+        a.hook_op = 2;
+        assert_int_equal(sample_dispatch(&a.fsm, SAMPLE_E_START, NULL), 0);
+        assert_int_equal(hook_calls, 1); /* the hook left before its record was made */
+        assert_int_equal(fsm__rt.gate, 0);
+        assert_int_equal(fsm_state(&a.fsm), SAMPLE_S_RUNNING);
+}
+
 static void test_names(void **state)
 {
         assert_int_equal(fsm_state_by_name(&sample_machine, "stopping"), SAMPLE_S_STOPPING);
@@ -623,6 +696,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_bad_event_and_state, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_queue_overflow_is_reported, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_inline_dispatch_matches, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_inline_dispatch_busy_rules, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hook_changed_inside_action, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_names, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_every_cell_ends_unguarded, setup, teardown),
         };

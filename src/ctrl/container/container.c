@@ -1295,7 +1295,7 @@ static int call(struct container *c, unsigned event, struct call *a)
         if (!c)
                 return -EINVAL;
         /* From inside c's own transition the event would outlive a: a conflict to retry. */
-        if (c->fsm.busy)
+        if (fsm_busy(&c->fsm))
                 return -ESTALE;
         int r = container_dispatch(&c->fsm, event, a);
         if (r < 0)

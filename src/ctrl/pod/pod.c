@@ -79,7 +79,7 @@ struct pod_args {
 /* Sends a due answer, outside any transition of p (its caller may call the pod again). */
 static void pod_flush(struct pod *p)
 {
-        if (!p->fsm.busy)
+        if (!fsm_busy(&p->fsm))
                 ctrl_reply(&p->answer, p->answer_result);
 }
 
@@ -87,7 +87,7 @@ static int pod_call(struct pod *p, enum pod_event ev, struct pod_args *a)
 {
         /* A call from inside one of p's own transitions would be queued with arguments that
          * are gone by then: refused, retry from the loop. */
-        if (p->fsm.busy)
+        if (fsm_busy(&p->fsm))
                 return -ENOTCONN;
         int r = pod_dispatch(&p->fsm, ev, a);
         pod_flush(p);
@@ -689,7 +689,7 @@ struct pod *pod_free(struct pod *p)
 {
         if (!p)
                 return NULL;
-        if (p->inflight || p->fsm.busy)
+        if (p->inflight || fsm_busy(&p->fsm))
                 return p;
         free_entries(p->cs, p->n);
         network_free(p->net);

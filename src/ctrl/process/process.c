@@ -888,7 +888,7 @@ static int call(struct process *p, unsigned event, struct call *c)
                 return -EINVAL;
         /* From inside one of p's own transitions (a callback it runs) the event would be
          * queued past the life of c: refuse it as a conflict the caller retries. */
-        if (p->fsm.busy)
+        if (fsm_busy(&p->fsm))
                 return -ESTALE;
         int r = process_dispatch(&p->fsm, event, c);
         if (r < 0)

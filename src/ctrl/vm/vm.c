@@ -91,7 +91,7 @@ static void vm_close_system(struct vm *vm, vm_step_fn then);
 /* Answers an abandoned call, outside any transition of vm (its caller may call vm again). */
 static void vm_flush(struct vm *vm)
 {
-        if (!vm->fsm.busy)
+        if (!fsm_busy(&vm->fsm))
                 ctrl_reply(&vm->dropped, -ECANCELED);
 }
 
@@ -99,7 +99,7 @@ static int vm_call(struct vm *vm, enum vm_event ev, struct vm_args *a)
 {
         /* A call from inside one of vm's own transitions would be queued with arguments that
          * are gone by then: refused, retry from the loop. */
-        if (vm->fsm.busy) {
+        if (fsm_busy(&vm->fsm)) {
                 if (a->fd >= 0)
                         close(a->fd);
                 return -ENOTCONN;
@@ -1115,7 +1115,7 @@ struct vm *vm_free(struct vm *vm)
 {
         if (!vm)
                 return NULL;
-        if (vm->inflight || vm->fsm.busy || (vm->watching && !vm->env.sys))
+        if (vm->inflight || fsm_busy(&vm->fsm) || (vm->watching && !vm->env.sys))
                 return vm;
         if (scsi_ctrl_free(vm->scsi) < 0)
                 return vm;
