@@ -14,6 +14,7 @@
 
 #include <json-c/json.h>
 
+#include "migration/defer.h"
 #include "migration/notify.h"
 #include "migration/sha256.h"
 #include "migration/socket.h"
@@ -90,6 +91,7 @@ struct mig_op {
         uint64_t generation;
         enum migration_event ok, fail, fail_late; /* fail_late: prepare's patch failure */
         bool replies;                             /* ends the waiting RPC */
+        enum migration_event deferred_ev;         /* the completion mig_defer delivers */
 };
 
 static void set_error(struct mig_session *s, const char *fmt, ...) _printf_(2, 3);
@@ -231,44 +233,20 @@ static void op_complete(struct mig_op *op, int result, enum migration_event ev)
                 reply(s, result);
 }
 
+static void op_deferred(int result, void *userdata)
+{
+        struct mig_op *op = userdata;
+        op_complete(op, result, op->deferred_ev);
+}
+
 /* A completion that arrives while its own step is still being dispatched (ops that answer at
  * once) runs on the next loop turn, so the caller always sees the step's final state. */
-struct deferred {
-        uv_timer_t timer;
-        struct mig_op *op;
-        int result;
-        enum migration_event ev;
-};
-
-static void deferred_closed(uv_handle_t *h)
-{
-        struct deferred *d = h->data;
-        d->op->s->inflight--; /* the deferral's own hold */
-        op_complete(d->op, d->result, d->ev);
-        free(d);
-}
-
-static void deferred_fire(uv_timer_t *t)
-{
-        uv_close((uv_handle_t *)t, deferred_closed);
-}
-
 static void op_finish(struct mig_op *op, int result, enum migration_event ev)
 {
         struct mig_session *s = op->s;
-        if (s->fsm.busy) {
-                struct deferred *d = calloc(1, sizeof(*d));
-                if (d) {
-                        d->op = op;
-                        d->result = result;
-                        d->ev = ev;
-                        s->inflight++;
-                        uv_timer_init(s->loop, &d->timer);
-                        d->timer.data = d;
-                        uv_timer_start(&d->timer, deferred_fire, 0, 0);
-                        return;
-                }
-        }
+        op->deferred_ev = ev;
+        if (fsm_busy(&s->fsm) && mig_defer(s->loop, &s->inflight, result, op_deferred, op) == 0)
+                return;
         op_complete(op, result, ev);
 }
 
