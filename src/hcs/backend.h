@@ -23,7 +23,8 @@ struct hcs_backend_ops {
         int (*resume)(void *vm);
         int (*terminate)(void *vm);
         int (*modify)(void *vm, struct json_object *req);
-        int (*properties)(void *vm, struct json_object **ret_props);
+        /* query borrowed: NULL for every property, else {"Queries":{"<Name>":null,…}}. */
+        int (*properties)(void *vm, struct json_object *query, struct json_object **ret_props);
         int (*lm_initialize)(void *vm, struct json_object *opts, void **ret_blob, size_t *ret_size);
         int (*lm_start_source)(void *vm, int fd, uint32_t session_id);
         int (*lm_start_destination)(void *vm, int fd, uint32_t session_id);

@@ -319,7 +319,7 @@ static void op_work_cb(uv_work_t *w)
                 op->result = ops->modify(vm, op->arg);
                 break;
         case OP_PROPERTIES:
-                op->result = ops->properties(vm, &op->out_json);
+                op->result = ops->properties(vm, op->arg, &op->out_json);
                 break;
         case OP_LM_INITIALIZE:
                 op->result = ops->lm_initialize(vm, op->arg, &op->out_blob, &op->out_size);
@@ -513,6 +513,25 @@ int hcs_properties(struct hcs_system *sys, hcs_json_fn done, void *userdata)
         struct hcs_op *op = op_new(sys, OP_PROPERTIES, userdata);
         if (!op)
                 return -ENOMEM;
+        op->done_json = done;
+        return op_queue(op);
+}
+
+int hcs_properties_query(struct hcs_system *sys, const char *query_json, hcs_json_fn done,
+                         void *userdata)
+{
+        if (!sys || !done || !query_json || sys->closing)
+                return -EINVAL;
+        struct json_object *query;
+        int r = parse_object(query_json, &query);
+        if (r < 0)
+                return r;
+        struct hcs_op *op = op_new(sys, OP_PROPERTIES, userdata);
+        if (!op) {
+                json_object_put(query);
+                return -ENOMEM;
+        }
+        op->arg = query;
         op->done_json = done;
         return op_queue(op);
 }

@@ -117,6 +117,14 @@ int hcs_modify(struct hcs_system *sys, const char *request_json, hcs_done_fn don
 /* Reports the system's properties (state, memory, processors, devices, statistics, and
  * "CompatibilityInfo":{"Data":base64} while Running or migrating on the source). */
 int hcs_properties(struct hcs_system *sys, hcs_json_fn done, void *userdata);
+/* The schema 2.5 "Queries" form: query_json (borrowed) is {"Queries":{"<Name>":null,…}} and
+ * done receives {"PropertyResponses":{"<Name>":{…},…}} with one entry per name the system can
+ * answer now. Names: "Statistics" (processor runtime, workload counters), "Memory" (the
+ * VirtualMachineMemory counters) and "CompatibilityInfo" ({"Data":base64}; only while Running
+ * or migrating on the source, absent otherwise). Errors: -EINVAL malformed query or unknown
+ * name. Shares the fault point hcs.properties. */
+int hcs_properties_query(struct hcs_system *sys, const char *query_json, hcs_json_fn done,
+                         void *userdata);
 /* Completes when the system stops (at once if it already has): 0 for a clean stop, or the
  * negative errno that stopped it. Any number of waiters. */
 int hcs_wait(struct hcs_system *sys, hcs_done_fn done, void *userdata);

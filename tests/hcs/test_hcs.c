@@ -151,6 +151,73 @@ static void test_lifecycle(void **state)
         close_system(sys);
 }
 
+/* The Queries form: {"Queries":{…}} → *ret_json (NULL on error); returns the result. */
+static int query(struct hcs_system *sys, const char *q, struct json_object **ret_json)
+{
+        struct result x = {0};
+        int r = hcs_properties_query(sys, q, on_json, &x);
+        if (r < 0)
+                return r;
+        run_until(&x.done, 5000);
+        *ret_json = x.json;
+        return x.r;
+}
+
+static struct json_object *response(struct json_object *o, const char *name)
+{
+        struct json_object *pr = NULL, *v = NULL;
+        assert_true(json_object_object_get_ex(o, "PropertyResponses", &pr));
+        return json_object_object_get_ex(pr, name, &v) ? v : NULL;
+}
+
+static void test_properties_query(void **state)
+{
+        struct notes n = {0};
+        struct hcs_system *sys = new_system("q1", 8, 1000, NULL, &n);
+        struct json_object *o = NULL;
+
+        /* malformed requests are refused before anything runs */
+        assert_int_equal(hcs_properties_query(sys, "{", on_json, &(struct result){0}), -EINVAL);
+        assert_int_equal(hcs_properties_query(sys, NULL, on_json, &(struct result){0}), -EINVAL);
+        assert_int_equal(SYNC(hcs_create, sys), 0);
+        /* created, not running: no compatibility blob to give */
+        assert_int_equal(query(sys, "{\"Queries\":{\"CompatibilityInfo\":null}}", &o), 0);
+        assert_null(response(o, "CompatibilityInfo"));
+        json_object_put(o);
+
+        assert_int_equal(SYNC(hcs_start, sys), 0);
+        assert_int_equal(
+            query(sys, "{\"Queries\":{\"Statistics\":null,\"Memory\":null,"
+                       "\"CompatibilityInfo\":null}}", &o),
+            0);
+        struct json_object *ci = response(o, "CompatibilityInfo"), *data = NULL;
+        assert_non_null(ci);
+        assert_true(json_object_object_get_ex(ci, "Data", &data));
+        assert_true(json_object_get_string_len(data) > 0);
+        struct json_object *mem = response(o, "Memory"), *vmm = NULL, *assigned = NULL;
+        assert_non_null(mem);
+        assert_true(json_object_object_get_ex(mem, "VirtualMachineMemory", &vmm));
+        assert_true(json_object_object_get_ex(vmm, "AssignedMemory", &assigned));
+        assert_int_equal(json_object_get_int64(assigned), 8 * 256); /* 8 MiB in 4 KiB pages */
+        assert_non_null(response(o, "Statistics"));
+        json_object_put(o);
+
+        /* only the names asked for come back */
+        assert_int_equal(query(sys, "{\"Queries\":{\"Memory\":null}}", &o), 0);
+        assert_null(response(o, "Statistics"));
+        assert_non_null(response(o, "Memory"));
+        json_object_put(o);
+
+        /* an unknown name or a request without Queries: -EINVAL, and the system runs on */
+        o = NULL;
+        assert_int_equal(query(sys, "{\"Queries\":{\"Nonsense\":null}}", &o), -EINVAL);
+        assert_null(o);
+        assert_int_equal(query(sys, "{\"PropertyTypes\":[]}", &o), -EINVAL);
+        assert_null(o);
+        assert_runs(sys, true);
+        close_system(sys);
+}
+
 static const char *modify_req(char *buf, size_t size, const char *path, const char *type,
                               const char *settings)
 {
@@ -916,6 +983,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_bad_documents, setup_loop, teardown_loop),
             cmocka_unit_test_setup_teardown(test_lifecycle, setup_loop, teardown_loop),
             cmocka_unit_test_setup_teardown(test_modify_devices, setup_loop, teardown_loop),
+            cmocka_unit_test_setup_teardown(test_properties_query, setup_loop, teardown_loop),
             cmocka_unit_test_setup_teardown(test_close_busy, setup_loop, teardown_loop),
             cmocka_unit_test_setup_teardown(test_start_refuses_bad_socket, setup_loop,
                                             teardown_loop),

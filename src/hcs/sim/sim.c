@@ -879,24 +879,24 @@ int sim_device_state_check_locked(const struct sim_vm *vm, struct json_object *s
         return seen == mine ? 0 : -EINVAL;
 }
 
-static int sim_properties(void *p, struct json_object **ret_props)
+/* CPU time the workload (the VM's virtual processors) consumed, in 100 ns units; lock held. */
+static int64_t sim_runtime_100ns_locked(const struct sim_vm *vm)
 {
-        struct sim_vm *vm = p;
-        int r = hcs_fault_check("hcs.properties");
-        if (r < 0)
-                return r;
-        struct json_object *o = json_object_new_object();
-        if (!o)
-                return -ENOMEM;
-        pthread_mutex_lock(&vm->lock);
-        json_object_object_add(o, "Id", json_object_new_string(vm->id));
-        json_object_object_add(o, "State", json_object_new_string(state_name(vm->state)));
-        json_object_object_add(o, "Migration", json_object_new_string(lm_name(vm->lm)));
-        json_object_object_add(o, "MemorySizeInMB",
-                               json_object_new_int64((int64_t)(vm->mem_size >> 20)));
-        json_object_object_add(o, "ProcessorCount", json_object_new_int64(vm->processors));
-        json_object_object_add(o, "Devices", sim_device_state_locked(vm));
+        clockid_t cid;
+        struct timespec ts;
+        if (!vm->wl_started || pthread_getcpuclockid(vm->wl_thread, &cid) != 0 ||
+            clock_gettime(cid, &ts) < 0)
+                return 0;
+        return (int64_t)ts.tv_sec * 10000000 + ts.tv_nsec / 100;
+}
+
+static struct json_object *sim_statistics_locked(const struct sim_vm *vm)
+{
         struct json_object *st = json_object_new_object();
+        struct json_object *cpu = json_object_new_object();
+        json_object_object_add(cpu, "TotalRuntime100ns",
+                               json_object_new_int64(sim_runtime_100ns_locked(vm)));
+        json_object_object_add(st, "Processor", cpu);
         json_object_object_add(st, "PagesDirtied",
                                json_object_new_int64((int64_t)atomic_load(&vm->wl_writes)));
         json_object_object_add(st, "WorkloadRunning",
@@ -911,18 +911,115 @@ static int sim_properties(void *p, struct json_object **ret_props)
         json_object_object_add(st, "LastChecksumUs",
                                json_object_new_int64((int64_t)vm->last_checksum_us));
         json_object_object_add(st, "LastHashUs", json_object_new_int64((int64_t)vm->last_hash_us));
-        json_object_object_add(o, "Statistics", st);
-        if (vm->state == SIM_RUNNING || vm->lm == SIM_LM_SRC_INITIALIZED ||
-            vm->lm == SIM_LM_SRC_STARTED) {
-                uint8_t blob[SIM_COMPAT_MAX];
-                char b64[4 * (SIM_COMPAT_MAX + 2) / 3 + 4];
-                size_t n = sim_compat_blob(vm, blob);
-                b64_encode(blob, n, b64);
-                struct json_object *ci = json_object_new_object();
-                json_object_object_add(ci, "Data", json_object_new_string(b64));
-                json_object_object_add(o, "CompatibilityInfo", ci);
+        return st;
+}
+
+/* The reference's Memory property: the image is committed at create, so every page is
+ * assigned (4 KiB pages) and the guest sees all of it available; no balancing. */
+static struct json_object *sim_memory_locked(const struct sim_vm *vm)
+{
+        struct json_object *m = json_object_new_object();
+        struct json_object *vmm = json_object_new_object();
+        json_object_object_add(vmm, "AvailableMemory",
+                               json_object_new_int64((int64_t)(vm->mem_size >> 20)));
+        json_object_object_add(vmm, "AvailableMemoryBuffer", json_object_new_int64(0));
+        json_object_object_add(vmm, "ReservedMemory", json_object_new_int64(0));
+        json_object_object_add(vmm, "AssignedMemory",
+                               json_object_new_int64((int64_t)(vm->mem_size / SIM_PAGE_SIZE)));
+        json_object_object_add(vmm, "SlpActive", json_object_new_boolean(false));
+        json_object_object_add(vmm, "BalancingEnabled", json_object_new_boolean(false));
+        json_object_object_add(vmm, "DmOperationInProgress", json_object_new_boolean(false));
+        json_object_object_add(m, "VirtualNodeCount", json_object_new_int64(1));
+        json_object_object_add(m, "VirtualMachineMemory", vmm);
+        return m;
+}
+
+/* {"Data": base64 blob} while Running or migrating on the source, else NULL. */
+static struct json_object *sim_compat_locked(const struct sim_vm *vm)
+{
+        if (vm->state != SIM_RUNNING && vm->lm != SIM_LM_SRC_INITIALIZED &&
+            vm->lm != SIM_LM_SRC_STARTED)
+                return NULL;
+        uint8_t blob[SIM_COMPAT_MAX];
+        char b64[4 * (SIM_COMPAT_MAX + 2) / 3 + 4];
+        size_t n = sim_compat_blob(vm, blob);
+        b64_encode(blob, n, b64);
+        struct json_object *ci = json_object_new_object();
+        json_object_object_add(ci, "Data", json_object_new_string(b64));
+        return ci;
+}
+
+/* One named property for a Queries request; *ret NULL when it has no answer now. */
+static int sim_property_locked(const struct sim_vm *vm, const char *name, struct json_object **ret)
+{
+        if (strcmp(name, "Statistics") == 0)
+                *ret = sim_statistics_locked(vm);
+        else if (strcmp(name, "Memory") == 0)
+                *ret = sim_memory_locked(vm);
+        else if (strcmp(name, "CompatibilityInfo") == 0)
+                *ret = sim_compat_locked(vm);
+        else
+                return -EINVAL;
+        return 0;
+}
+
+/* {"PropertyResponses":{…}} for query {"Queries":{"<Name>":null,…}}; lock held. */
+static int sim_query_locked(const struct sim_vm *vm, struct json_object *query,
+                            struct json_object *out)
+{
+        struct json_object *q = jget(query, "Queries");
+        if (!q || !json_object_is_type(q, json_type_object))
+                return -EINVAL;
+        struct json_object *resp = json_object_new_object();
+        json_object_object_add(out, "PropertyResponses", resp);
+        json_object_object_foreach(q, name, v)
+        {
+                (void)v;
+                struct json_object *one = NULL;
+                int r = sim_property_locked(vm, name, &one);
+                if (r < 0)
+                        return r;
+                if (one)
+                        json_object_object_add(resp, name, one);
         }
+        return 0;
+}
+
+static void sim_all_properties_locked(const struct sim_vm *vm, struct json_object *o)
+{
+        json_object_object_add(o, "Id", json_object_new_string(vm->id));
+        json_object_object_add(o, "State", json_object_new_string(state_name(vm->state)));
+        json_object_object_add(o, "Migration", json_object_new_string(lm_name(vm->lm)));
+        json_object_object_add(o, "MemorySizeInMB",
+                               json_object_new_int64((int64_t)(vm->mem_size >> 20)));
+        json_object_object_add(o, "ProcessorCount", json_object_new_int64(vm->processors));
+        json_object_object_add(o, "Devices", sim_device_state_locked(vm));
+        json_object_object_add(o, "Statistics", sim_statistics_locked(vm));
+        json_object_object_add(o, "Memory", sim_memory_locked(vm));
+        struct json_object *ci = sim_compat_locked(vm);
+        if (ci)
+                json_object_object_add(o, "CompatibilityInfo", ci);
+}
+
+static int sim_properties(void *p, struct json_object *query, struct json_object **ret_props)
+{
+        struct sim_vm *vm = p;
+        int r = hcs_fault_check("hcs.properties");
+        if (r < 0)
+                return r;
+        struct json_object *o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+        pthread_mutex_lock(&vm->lock);
+        if (query)
+                r = sim_query_locked(vm, query, o);
+        else
+                sim_all_properties_locked(vm, o);
         pthread_mutex_unlock(&vm->lock);
+        if (r < 0) {
+                json_object_put(o);
+                return r;
+        }
         *ret_props = o;
         return 0;
 }
