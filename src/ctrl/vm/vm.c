@@ -46,6 +46,7 @@ struct vm {
         struct json_object *doc; /* the retained compute document */
         uint8_t compat[VM_COMPAT_MAX];
         size_t compat_len;
+        int compat_error;          /* why initialize kept no blob; save fails with it */
         uint64_t floor_request_id; /* from import; raised on resume */
         uint32_t floor_port;
         unsigned granted; /* host paths granted by the last patch */
@@ -80,6 +81,7 @@ struct vm_args {
         ctrl_envelope **ret_env;
         vm_notify_fn notify;
         void *notify_userdata;
+        struct vm_stats *stats;
         ctrl_done_fn done;
         void *userdata;
 };
@@ -159,6 +161,7 @@ struct vm_op {
         vm_step_fn step;
         ctrl_done_fn reply; /* instead of step: answer this caller whatever the generation */
         void *reply_userdata;
+        struct vm_stats *stats; /* a stats query's caller's result */
 };
 
 static struct vm_op *vm_op_new(struct vm *vm, vm_step_fn step)
@@ -286,6 +289,42 @@ static void b64_encode(const uint8_t *src, size_t n, char *dst)
                 dst[o++] = i + 2 < n ? a[v & 63] : '=';
         }
         dst[o] = '\0';
+}
+
+static int b64_value(char ch)
+{
+        if (ch >= 'A' && ch <= 'Z')
+                return ch - 'A';
+        if (ch >= 'a' && ch <= 'z')
+                return ch - 'a' + 26;
+        if (ch >= '0' && ch <= '9')
+                return ch - '0' + 52;
+        return ch == '+' ? 62 : ch == '/' ? 63 : -1;
+}
+
+/* Strict padded base64 into dst (cap bytes); the decoded length, or -EPROTO. */
+static ssize_t b64_decode(const char *src, uint8_t *dst, size_t cap)
+{
+        size_t n = strlen(src), o = 0;
+        if (n % 4)
+                return -EPROTO;
+        for (size_t i = 0; i < n; i += 4) {
+                int v[4];
+                for (int k = 0; k < 4; k++)
+                        v[k] =
+                            src[i + k] == '=' && i + 4 == n && k >= 2 ? 0 : b64_value(src[i + k]);
+                if (v[0] < 0 || v[1] < 0 || v[2] < 0 || v[3] < 0 ||
+                    (src[i + 2] == '=' && src[i + 3] != '='))
+                        return -EPROTO;
+                uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
+                             (uint32_t)v[3];
+                size_t take = src[i + 2] == '=' ? 1 : src[i + 3] == '=' ? 2 : 3;
+                if (o + take > cap)
+                        return -EPROTO;
+                for (size_t k = 0; k < take; k++)
+                        dst[o++] = (uint8_t)(w >> (16 - 8 * k));
+        }
+        return (ssize_t)o;
 }
 
 typedef int (*attachment_fn)(struct json_object *att, void *userdata);
@@ -533,7 +572,117 @@ int vm_action_apply_update(struct vm *vm, void *arg)
 
 int vm_action_run_query(struct vm *vm, void *arg)
 {
+        /* the guest bridge has no dump-stacks or exec-into-VM call yet */
         return -EOPNOTSUPP;
+}
+
+#define VM_STATS_QUERY "{\"Queries\":{\"Statistics\":null,\"Memory\":null}}"
+
+static int json_i64(struct json_object *o, const char *const *keys, size_t n, int64_t *ret)
+{
+        struct json_object *v = json_path(o, keys, n);
+        if (!v || !json_object_is_type(v, json_type_int))
+                return -EPROTO;
+        *ret = json_object_get_int64(v);
+        return 0;
+}
+
+static bool json_flag(struct json_object *vmm, const char *key)
+{
+        struct json_object *v = NULL;
+        return json_object_object_get_ex(vmm, key, &v) && json_object_get_boolean(v);
+}
+
+/* The reference's uvm.Stats over a Statistics + Memory answer. */
+static int stats_parse(struct json_object *doc, struct vm_stats *ret)
+{
+        static const char *const runtime[] = {"PropertyResponses", "Statistics", "Processor",
+                                              "TotalRuntime100ns"};
+        static const char *const nodes[] = {"PropertyResponses", "Memory", "VirtualNodeCount"};
+        static const char *const vmm_path[] = {"PropertyResponses", "Memory",
+                                               "VirtualMachineMemory"};
+        static const char *const k_avail[] = {"AvailableMemory"};
+        static const char *const k_buf[] = {"AvailableMemoryBuffer"};
+        static const char *const k_res[] = {"ReservedMemory"};
+        static const char *const k_asg[] = {"AssignedMemory"};
+        struct json_object *vmm = json_path(doc, vmm_path, ARRAY_SIZE(vmm_path));
+        int64_t rt, nn, avail, buf, res, asg;
+        if (json_i64(doc, runtime, ARRAY_SIZE(runtime), &rt) < 0 ||
+            json_i64(doc, nodes, ARRAY_SIZE(nodes), &nn) < 0 || !vmm ||
+            json_i64(vmm, k_avail, 1, &avail) < 0 || json_i64(vmm, k_buf, 1, &buf) < 0 ||
+            json_i64(vmm, k_res, 1, &res) < 0 || json_i64(vmm, k_asg, 1, &asg) < 0)
+                return -EPROTO;
+        if (rt < 0 || rt > (int64_t)(UINT64_MAX / 100) || nn < 0 || nn > UINT32_MAX || res < 0 ||
+            asg < 0 || asg > INT64_MAX / 4096 || avail < INT32_MIN || avail > INT32_MAX ||
+            buf < INT32_MIN || buf > INT32_MAX)
+                return -EPROTO;
+        *ret = (struct vm_stats){
+            .total_runtime_ns = (uint64_t)rt * 100,
+            .working_set_bytes = (uint64_t)asg * 4096,
+            .virtual_node_count = (uint32_t)nn,
+            .available_memory = (int32_t)avail,
+            .available_memory_buffer = (int32_t)buf,
+            .reserved_memory = (uint64_t)res,
+            .assigned_memory = (uint64_t)asg,
+            .slp_active = json_flag(vmm, "SlpActive"),
+            .balancing_enabled = json_flag(vmm, "BalancingEnabled"),
+            .dm_operation_in_progress = json_flag(vmm, "DmOperationInProgress"),
+        };
+        return 0;
+}
+
+static void vm_on_stats(int result, struct json_object *doc, void *ud)
+{
+        struct vm_op *op = ud;
+        struct vm_stats s;
+        if (result == 0)
+                result = stats_parse(doc, &s);
+        if (result == 0)
+                *op->stats = s;
+        vm_on_hcs(result, ud);
+}
+
+int vm_action_query_stats(struct vm *vm, void *arg)
+{
+        struct vm_args *a = arg;
+        if (!a->stats)
+                return -EINVAL;
+        /* Read-only and answered to its caller: no in-flight state, like cancel. */
+        struct vm_op *op = vm_op_new(vm, NULL);
+        if (!op)
+                return -ENOMEM;
+        op->reply = a->done;
+        op->reply_userdata = a->userdata;
+        op->stats = a->stats;
+        int r = hcs_properties_query(vm->env.sys, VM_STATS_QUERY, vm_on_stats, op);
+        if (r < 0) {
+                vm_op_cancel(op);
+                return r;
+        }
+        a->done = NULL;
+        return 0;
+}
+
+static void pause_step(struct vm *vm, int result)
+{
+        vm_complete(vm, result, VM_E_PAUSE_DONE, VM_E_PAUSE_FAILED);
+}
+
+int vm_action_pause_system(struct vm *vm, void *arg)
+{
+        int r = VM_START_OP(vm, pause_step, hcs_pause(vm->env.sys, vm_on_hcs, op));
+        return r < 0 ? r : vm_pend(vm, arg);
+}
+
+static void resume_paused_step(struct vm *vm, int result)
+{
+        vm_complete(vm, result, VM_E_RESUME_DONE, VM_E_RESUME_FAILED);
+}
+
+int vm_action_resume_paused_system(struct vm *vm, void *arg)
+{
+        int r = VM_START_OP(vm, resume_paused_step, hcs_resume(vm->env.sys, vm_on_hcs, op));
+        return r < 0 ? r : vm_pend(vm, arg);
 }
 
 int vm_action_open_notification_stream(struct vm *vm, void *arg)
@@ -546,30 +695,68 @@ int vm_action_open_notification_stream(struct vm *vm, void *arg)
 
 /* ---- source ---------------------------------------------------------------------------------- */
 
-static void vm_on_blob(int result, const void *blob, size_t size, void *ud)
+#define VM_COMPAT_QUERY "{\"Queries\":{\"CompatibilityInfo\":null}}"
+
+/* The blob of a CompatibilityInfo answer: {"PropertyResponses":{"CompatibilityInfo":
+ * {"Data":"<base64>"}}}; missing, empty or malformed is -EPROTO. */
+static int compat_parse(struct vm *vm, struct json_object *doc)
+{
+        static const char *const k[] = {"PropertyResponses", "CompatibilityInfo", "Data"};
+        struct json_object *data = json_path(doc, k, ARRAY_SIZE(k));
+        if (!data || !json_object_is_type(data, json_type_string))
+                return -EPROTO;
+        ssize_t n = b64_decode(json_object_get_string(data), vm->compat, sizeof(vm->compat));
+        if (n <= 0)
+                return -EPROTO;
+        vm->compat_len = (size_t)n;
+        return 0;
+}
+
+static void vm_on_compat(int result, struct json_object *doc, void *ud)
 {
         struct vm_op *op = ud;
         struct vm *vm = op->vm;
-        if (op->gen == vm->gen && result == 0) {
-                if (size == 0 || size > sizeof(vm->compat))
-                        result = -EPROTO;
-                else
-                        memcpy(vm->compat, blob, size);
-                vm->compat_len = result == 0 ? size : 0;
+        if (op->gen == vm->gen) {
+                vm->compat_error = result < 0 ? result : compat_parse(vm, doc);
+                if (vm->compat_error < 0)
+                        vm->compat_len = 0;
         }
-        vm_on_hcs(result, ud);
+        /* The host is initialized whatever the query said: save reports a missing blob. */
+        vm_on_hcs(0, ud);
+}
+
+static void initialized(struct vm *vm, int result)
+{
+        vm_complete(vm, result, VM_E_INITIALIZE_DONE, VM_E_INITIALIZE_FAILED);
 }
 
 static void initialize_step(struct vm *vm, int result)
 {
+        if (result == 0) {
+                result = VM_START_OP(
+                    vm, initialized,
+                    hcs_properties_query(vm->env.sys, VM_COMPAT_QUERY, vm_on_compat, op));
+                if (result == 0)
+                        return;
+                vm->compat_error = result; /* could not even ask: save fails with it */
+                result = 0;
+        }
         vm_complete(vm, result, VM_E_INITIALIZE_DONE, VM_E_INITIALIZE_FAILED);
+}
+
+/* The initialize's own blob is not kept: the properties query is the reference's source. */
+static void vm_on_initialized(int result, const void *blob, size_t size, void *ud)
+{
+        vm_on_hcs(result, ud);
 }
 
 int vm_action_initialize_migration(struct vm *vm, void *arg)
 {
         struct vm_args *a = arg;
+        vm->compat_len = 0;
+        vm->compat_error = -EPROTO;
         int r = VM_START_OP(vm, initialize_step,
-                            hcs_lm_initialize(vm->env.sys, a->json, vm_on_blob, op));
+                            hcs_lm_initialize(vm->env.sys, a->json, vm_on_initialized, op));
         return r < 0 ? r : vm_pend(vm, a);
 }
 
@@ -591,6 +778,9 @@ int vm_action_save_state(struct vm *vm, void *arg)
         uint32_t next_port = 0;
 
         bool scsi_was_frozen = vm->scsi_frozen;
+        /* The reference fails Save when its CompatibilityInfo query does. */
+        if (vm->compat_len == 0)
+                return vm->compat_error < 0 ? vm->compat_error : -EPROTO;
         /* Devices that cannot follow the VM make the save fail before anything is frozen. */
         if (!devices_empty(vm->doc, "Plan9") || !devices_empty(vm->doc, "VirtualPci"))
                 return -EBUSY;
@@ -1346,6 +1536,20 @@ int vm_cancel(struct vm *vm, ctrl_done_fn done, void *ud)
 {
         struct vm_args a = VM_ARGS(.done = done, .userdata = ud);
         return vm_call(vm, VM_E_CANCEL, &a);
+}
+
+int vm_stats(struct vm *vm, struct vm_stats *ret, ctrl_done_fn done, void *ud)
+{
+        if (!ret || !done)
+                return -EINVAL;
+        struct vm_args a = VM_ARGS(.stats = ret, .done = done, .userdata = ud);
+        return vm_call(vm, VM_E_STATS, &a);
+}
+
+int vm_pause(struct vm *vm, ctrl_done_fn done, void *ud)
+{
+        struct vm_args a = VM_ARGS(.done = done, .userdata = ud);
+        return vm_call(vm, VM_E_PAUSE, &a);
 }
 
 int vm_resume(struct vm *vm, ctrl_done_fn done, void *ud)

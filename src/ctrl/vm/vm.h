@@ -62,6 +62,21 @@ bool vm_is_migrating(const struct vm *vm);
 /* The fsm instance, for traces and tests (borrowed). */
 struct fsm *vm_fsm(struct vm *vm);
 
+/* Processor runtime and memory counters of a running VM: hcsshim's VirtualMachineStatistics
+ * (processor runtime in ns, working set, and the host's VirtualMachineMemory counters). */
+struct vm_stats {
+        uint64_t total_runtime_ns;
+        uint64_t working_set_bytes; /* assigned pages x 4096 (a physically backed VM) */
+        uint32_t virtual_node_count;
+        int32_t available_memory; /* MB */
+        int32_t available_memory_buffer;
+        uint64_t reserved_memory;
+        uint64_t assigned_memory; /* 4 KiB pages */
+        bool slp_active;
+        bool balancing_enabled;
+        bool dm_operation_in_progress;
+};
+
 /* Borrowed handles; NULL while they do not exist. The system exists from create (or
  * create_destination) until terminate completes; the guest connection from start (or resume
  * on a destination). */
@@ -77,7 +92,8 @@ struct json_object *vm_document(struct vm *vm);
  * Errors: -EINVAL no document yet (before create or import) or a malformed SCSI section,
  * -ENOMEM. */
 int vm_scsi(struct vm *vm, struct scsi_ctrl **ret);
-/* The compatibility blob kept by initialize_source or import (borrowed); size 0 if none. */
+/* The compatibility blob kept by initialize_source (from the host's CompatibilityInfo property)
+ * or import (borrowed); size 0 if none. */
 const uint8_t *vm_compat_blob(const struct vm *vm, size_t *ret_size);
 /* The guest counter floors import brought (0 when none), and whether resume raised them. */
 void vm_imported_floors(const struct vm *vm, uint64_t *ret_next_request_id,
@@ -101,6 +117,14 @@ int vm_create(struct vm *vm, const char *id, const char *doc_json, ctrl_done_fn 
 int vm_start(struct vm *vm, ctrl_done_fn done, void *ud);
 /* Tears the VM down from any state (already stopped counts as success); idempotent. */
 int vm_terminate(struct vm *vm, ctrl_done_fn done, void *ud);
+/* Queries the host's Statistics and Memory properties of a running VM into *ret (caller-owned,
+ * must stay valid until done; written only on success). No state change. Rejected
+ * (failed_precondition, -EBUSY) in every state but running; done gets -EPROTO for a host
+ * answer without the counters. */
+int vm_stats(struct vm *vm, struct vm_stats *ret, ctrl_done_fn done, void *ud);
+/* Freezes the whole VM (running → paused; idempotent when paused). A host failure leaves it
+ * running. While paused, every migration call is refused (-EBUSY). Thaw with vm_resume. */
+int vm_pause(struct vm *vm, ctrl_done_fn done, void *ud);
 /* Completes when the VM's system stops: done(0) at once when there is none (not_created,
  * imported, terminated). Not a lifecycle call: allowed in every state. -ENOMEM. */
 int vm_wait(struct vm *vm, ctrl_done_fn done, void *ud);
@@ -114,13 +138,17 @@ int vm_open_notifications(struct vm *vm, vm_notify_fn fn, void *userdata);
 
 /* --- source -------------------------------------------------------------------------------- */
 
-/* Running → source_migration_initialized; keeps the compatibility blob. opts_json (borrowed,
+/* Running → source_migration_initialized; then queries the host's CompatibilityInfo property
+ * and keeps the blob. A failed query or an empty blob does not fail initialize (the host is
+ * initialized by then): save fails with it instead (-EPROTO empty or malformed, or the query's
+ * errno). opts_json (borrowed,
  * may be NULL) is a MigrationInitializeOptions document. -EBUSY if the VM was not built for
  * live migration. */
 int vm_initialize_source(struct vm *vm, const char *opts_json, ctrl_done_fn done, void *ud);
 /* Builds the VM envelope (*ret, free with ctrl_envelope_free): final compute document,
  * compatibility blob, guest port and bridge request-id counters. Repeatable; no state change.
- * Errors: the spec's rejection, -ENOTCONN no guest, -ENOMEM. */
+ * Errors: the spec's rejection, the compatibility query's error (above), -ENOTCONN no guest,
+ * -ENOMEM. */
 int vm_save(struct vm *vm, ctrl_envelope **ret);
 /* Adopts fd (taken in every case: closed when rejected or failed) as the migration socket of
  * session_id and starts the source side. */
@@ -161,5 +189,6 @@ int vm_finalize(struct vm *vm, bool resume, ctrl_done_fn done, void *ud);
 int vm_cancel(struct vm *vm, ctrl_done_fn done, void *ud);
 /* After finalize(resume): reuse the live bridge (source) or reconnect it to this system
  * (destination, renegotiating the protocol), then raise the guest counter floors carried by
- * import — before any child controller registers ids. Idempotent when running. */
+ * import — before any child controller registers ids. From paused: thaws the VM (a host failure
+ * leaves it paused). Idempotent when running. */
 int vm_resume(struct vm *vm, ctrl_done_fn done, void *ud);

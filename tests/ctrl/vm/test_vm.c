@@ -509,6 +509,49 @@ static void test_cancel_mid_transfer(void **state)
                 run_for_ms(2);
 }
 
+/* The host refuses the cancel (fault hcs.cancel): the caller hears it, no state changes, the
+ * transfer runs to its end, and the source can still roll back (finalize resume + resume). */
+static void test_cancel_fails(void **state)
+{
+        struct pair p;
+        pair_prepare(&p, 3000);
+        pair_start(&p);
+        struct cancel_ctx c = {.vm = p.src};
+        vm_subscribe(p.src, cancel_on_progress, &c);
+        /* The first pass stalls, so the cancel lands while the transfer runs. */
+        struct hcs_fault_spec stall = {.nth = 1, .stall_ms = 300};
+        struct hcs_fault_spec refuse = {.nth = 1, .error = -EIO};
+        assert_int_equal(hcs_fault_arm("transfer.pass", &stall), 0);
+        assert_int_equal(hcs_fault_arm("hcs.cancel", &refuse), 0);
+        uint64_t cancels = hcs_fault_calls("hcs.cancel");
+        struct res rs = {0}, rd = {0};
+        assert_int_equal(vm_transfer(p.src, on_res, &rs), 0);
+        assert_int_equal(vm_transfer(p.dst, on_res, &rd), 0);
+        run_until(&c.res.done, 30000);
+        assert_true(c.issued);
+        assert_int_equal(c.res.r, -EIO);
+        assert_int_equal(c.res.calls, 1);
+        assert_int_equal(hcs_fault_calls("hcs.cancel"), cancels + 1);
+        run_until(&rs.done, 30000);
+        run_until(&rd.done, 30000);
+        assert_int_equal(rs.r, 0);
+        assert_int_equal(rd.r, 0);
+        assert_string_equal(vm_state_name(p.src), "migration_transfer_completed");
+        /* Nothing left to abort now. */
+        assert_int_equal(CALL(vm_cancel, p.src), -EALREADY);
+        /* The source rolls back even after a complete transfer; the destination is dropped. */
+        assert_int_equal(CALL(vm_finalize, p.src, true), 0);
+        assert_int_equal(CALL(vm_resume, p.src), 0);
+        assert_string_equal(vm_state_name(p.src), "running");
+        assert_string_equal(sim_state(p.src), "Running");
+        assert_int_equal(CALL(vm_finalize, p.dst, false), 0);
+        assert_string_equal(vm_state_name(p.dst), "terminated");
+        ctrl_envelope_free(p.env);
+        destroy_vm(p.src);
+        for (int i = 0; i < 1000 && vm_free(p.dst); i++)
+                run_for_ms(2);
+}
+
 /* The SCSI controller travels inside the VM envelope: frozen by save, imported frozen,
  * repointed on the destination, stamped into the destination's document at the same slot,
  * and resumed by the VM's resume (after the floors). */
@@ -968,6 +1011,203 @@ static void sweep_point(const char *point)
                 destroy_vm(w.dst);
 }
 
+/* ---- stats, pause and resume, the compatibility blob --------------------------------------- */
+
+/* vm_stats on a running VM: the host's counters, then its rejections elsewhere. */
+static void test_stats(void **state)
+{
+        struct vm *vm = running_vm("stats", true, 2000);
+        struct vm_stats s1 = {0}, s2 = {0};
+        uint64_t before = hcs_fault_calls("hcs.properties");
+        assert_int_equal(CALL(vm_stats, vm, &s1), 0);
+        assert_int_equal(hcs_fault_calls("hcs.properties"), before + 1);
+        /* MB MiB committed: every 4 KiB page assigned, the working set is all of it. */
+        assert_int_equal(s1.assigned_memory, (uint64_t)MB << 8);
+        assert_int_equal(s1.working_set_bytes, (uint64_t)MB << 20);
+        assert_int_equal(s1.available_memory, MB);
+        assert_int_equal(s1.virtual_node_count, 1);
+        assert_false(s1.balancing_enabled);
+        /* The busy workload is the VM's processor time; it only grows. */
+        run_for_ms(100);
+        assert_int_equal(CALL(vm_stats, vm, &s2), 0);
+        assert_true(s2.total_runtime_ns > 0);
+        assert_true(s2.total_runtime_ns >= s1.total_runtime_ns);
+        assert_string_equal(vm_state_name(vm), "running");
+
+        /* A host failure reaches the caller; the VM keeps running and *ret is untouched. */
+        struct hcs_fault_spec f = {.nth = 1, .error = -EIO};
+        assert_int_equal(hcs_fault_arm("hcs.properties", &f), 0);
+        struct vm_stats s3 = {.assigned_memory = 77};
+        assert_int_equal(CALL(vm_stats, vm, &s3), -EIO);
+        assert_int_equal(s3.assigned_memory, 77);
+        assert_string_equal(vm_state_name(vm), "running");
+
+        /* Running only: paused, migrating and terminated refuse it (failed_precondition). */
+        struct res x = {0};
+        assert_int_equal(vm_stats(vm, NULL, on_res, &x), -EINVAL);
+        assert_int_equal(CALL(vm_pause, vm), 0);
+        assert_int_equal(vm_stats(vm, &s3, on_res, &x), -EBUSY);
+        assert_int_equal(CALL(vm_resume, vm), 0);
+        assert_int_equal(CALL(vm_initialize_source, vm, NULL), 0);
+        assert_int_equal(vm_stats(vm, &s3, on_res, &x), -EBUSY);
+        assert_int_equal(CALL(vm_finalize, vm, true), 0);
+        assert_int_equal(vm_stats(vm, &s3, on_res, &x), -EBUSY); /* migration_finalized */
+        assert_int_equal(CALL(vm_resume, vm), 0);
+        assert_int_equal(CALL(vm_stats, vm, &s3), 0);
+        assert_false(x.done);
+        destroy_vm(vm);
+        struct vm *gone = new_vm("gone");
+        assert_int_equal(vm_stats(gone, &s3, on_res, &x), -EBUSY); /* not_created */
+        assert_null(vm_free(gone));
+}
+
+/* A stats query in flight when the VM is terminated still answers its caller once. */
+static void test_stats_overtaken(void **state)
+{
+        struct vm *vm = running_vm("statsterm", false, 0);
+        struct hcs_fault_spec f = {.nth = 1, .stall_ms = 50};
+        assert_int_equal(hcs_fault_arm("hcs.properties", &f), 0);
+        struct vm_stats s = {0};
+        struct res q = {0};
+        assert_int_equal(vm_stats(vm, &s, on_res, &q), 0);
+        struct res t = {0};
+        assert_int_equal(vm_terminate(vm, on_res, &t), 0);
+        run_until(&t.done, 5000);
+        run_until(&q.done, 5000);
+        assert_int_equal(t.r, 0);
+        assert_int_equal(q.calls, 1);
+        assert_string_equal(vm_state_name(vm), "terminated");
+        assert_null(vm_system(vm));
+        for (int i = 0; i < 1000 && vm_free(vm); i++)
+                run_for_ms(2);
+}
+
+static void test_pause_resume(void **state)
+{
+        struct vm *vm = running_vm("pause", true, 2000);
+        assert_int_equal(CALL(vm_pause, vm), 0);
+        assert_string_equal(vm_state_name(vm), "paused");
+        assert_string_equal(sim_state(vm), "Paused");
+        assert_false(vm_is_migrating(vm));
+        assert_int_equal(CALL(vm_pause, vm), 0); /* idempotent */
+        assert_string_equal(sim_state(vm), "Paused");
+        /* The workload is frozen: no page is dirtied while paused. */
+        uint64_t writes = atomic_load(&sim_of(vm)->wl_writes);
+        run_for_ms(50);
+        assert_int_equal(atomic_load(&sim_of(vm)->wl_writes), writes);
+
+        /* No migration call is taken from a paused VM, and nothing changes. */
+        struct res x = {0};
+        ctrl_envelope *env = NULL;
+        int fds[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+        assert_int_equal(vm_initialize_source(vm, NULL, on_res, &x), -EBUSY);
+        assert_int_equal(vm_save(vm, &env), -EBUSY);
+        assert_int_equal(vm_start_source(vm, fds[0], 1, on_res, &x), -EBUSY);
+        close(fds[1]);
+        assert_int_equal(vm_transfer(vm, on_res, &x), -EBUSY);
+        assert_int_equal(vm_finalize(vm, true, on_res, &x), -EBUSY);
+        assert_int_equal(vm_cancel(vm, on_res, &x), -EBUSY);
+        assert_int_equal(vm_import(vm, NULL), -EBUSY);
+        assert_int_equal(vm_start(vm, on_res, &x), -EBUSY);
+        assert_false(x.done);
+        assert_null(env);
+        assert_string_equal(vm_state_name(vm), "paused");
+        assert_string_equal(sim_state(vm), "Paused");
+
+        /* A failed host resume leaves it paused; a retry thaws it. */
+        struct hcs_fault_spec f = {.nth = 1, .error = -EIO};
+        assert_int_equal(hcs_fault_arm("hcs.resume", &f), 0);
+        assert_int_equal(CALL(vm_resume, vm), -EIO);
+        assert_string_equal(vm_state_name(vm), "paused");
+        assert_string_equal(sim_state(vm), "Paused");
+        assert_int_equal(CALL(vm_resume, vm), 0);
+        assert_string_equal(vm_state_name(vm), "running");
+        assert_string_equal(sim_state(vm), "Running");
+        for (int i = 0; i < 200 && atomic_load(&sim_of(vm)->wl_writes) == writes; i++)
+                run_for_ms(10);
+        assert_true(atomic_load(&sim_of(vm)->wl_writes) > writes); /* thawed */
+
+        /* A failed host pause leaves it running. */
+        assert_int_equal(hcs_fault_arm("hcs.pause", &f), 0);
+        assert_int_equal(CALL(vm_pause, vm), -EIO);
+        assert_string_equal(vm_state_name(vm), "running");
+        assert_string_equal(sim_state(vm), "Running");
+
+        /* Resumed, it migrates as before (initialize is taken again). */
+        assert_int_equal(CALL(vm_initialize_source, vm, NULL), 0);
+        assert_int_equal(vm_pause(vm, on_res, &x), -EBUSY); /* migrating */
+        assert_int_equal(CALL(vm_finalize, vm, true), 0);
+        assert_int_equal(CALL(vm_resume, vm), 0);
+        assert_string_equal(vm_state_name(vm), "running");
+
+        /* Terminate from paused. */
+        assert_int_equal(CALL(vm_pause, vm), 0);
+        destroy_vm(vm);
+        assert_int_equal(vm_pause(vm = new_vm("np"), on_res, &x), -EBUSY);
+        assert_int_equal(vm_resume(vm, on_res, &x), -EBUSY);
+        assert_null(vm_free(vm));
+}
+
+/* The paused VM's system stops on its own: the exit is noted as from any state. */
+static void test_exit_while_paused(void **state)
+{
+        struct vm *vm = running_vm("pexit", false, 0);
+        assert_int_equal(CALL(vm_pause, vm), 0);
+        struct res ex = {0}, hx = {0};
+        vm_on_exit(vm, on_res, &ex);
+        assert_int_equal(hcs_terminate(vm_system(vm), on_res, &hx), 0);
+        run_until(&ex.done, 5000);
+        run_until(&hx.done, 5000);
+        assert_string_equal(vm_state_name(vm), "terminated");
+        for (int i = 0; i < 1000 && vm_free(vm); i++)
+                run_for_ms(2);
+}
+
+/* Initialize asks the host's CompatibilityInfo property for the blob; without one save fails
+ * and nothing is frozen, so the source rolls back and runs on. */
+static void test_compat_from_properties(void **state)
+{
+        struct vm *vm = running_vm("compat", true, 0);
+        uint64_t before = hcs_fault_calls("hcs.properties");
+        assert_int_equal(CALL(vm_initialize_source, vm, NULL), 0);
+        assert_int_equal(hcs_fault_calls("hcs.properties"), before + 1);
+        uint8_t want[SIM_COMPAT_MAX];
+        size_t want_len = sim_compat_blob(sim_of(vm), want), got_len = 0;
+        const uint8_t *got = vm_compat_blob(vm, &got_len);
+        assert_true(want_len > 0);
+        assert_int_equal(got_len, want_len);
+        assert_memory_equal(got, want, want_len);
+        ctrl_envelope *env = NULL;
+        assert_int_equal(vm_save(vm, &env), 0);
+        ctrl_envelope_free(env);
+        env = NULL;
+        assert_int_equal(CALL(vm_finalize, vm, true), 0);
+        assert_int_equal(CALL(vm_resume, vm), 0);
+
+        /* The query fails: initialize still succeeds (the host is initialized), save fails. */
+        struct hcs_fault_spec f = {.nth = 1, .error = -EIO};
+        assert_int_equal(hcs_fault_arm("hcs.properties", &f), 0);
+        assert_int_equal(CALL(vm_initialize_source, vm, NULL), 0);
+        assert_string_equal(vm_state_name(vm), "source_migration_initialized");
+        vm_compat_blob(vm, &got_len);
+        assert_int_equal(got_len, 0);
+        assert_int_equal(vm_save(vm, &env), -EIO);
+        assert_null(env);
+        assert_int_equal(vm_save(vm, &env), -EIO); /* remembered until the next initialize */
+        assert_string_equal(vm_state_name(vm), "source_migration_initialized");
+        assert_int_equal(CALL(vm_finalize, vm, true), 0);
+        assert_int_equal(CALL(vm_resume, vm), 0);
+        assert_string_equal(vm_state_name(vm), "running");
+        assert_string_equal(sim_state(vm), "Running");
+
+        /* The next initialize asks again and save works. */
+        assert_int_equal(CALL(vm_initialize_source, vm, NULL), 0);
+        assert_int_equal(vm_save(vm, &env), 0);
+        ctrl_envelope_free(env);
+        destroy_vm(vm);
+}
+
 static void test_fault_sweep(void **state)
 {
         static const char *const points[] = {
@@ -990,11 +1230,17 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_save_refuses_vpci, setup, teardown),
             cmocka_unit_test_setup_teardown(test_rejected_while_migrating, setup, teardown),
             cmocka_unit_test_setup_teardown(test_cancel_mid_transfer, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_cancel_fails, setup, teardown),
             cmocka_unit_test_setup_teardown(test_faults_cold, setup, teardown),
             cmocka_unit_test_setup_teardown(test_free_invalid, setup, teardown),
             cmocka_unit_test_setup_teardown(test_faults_source, setup, teardown),
             cmocka_unit_test_setup_teardown(test_faults_destination, setup, teardown),
             cmocka_unit_test_setup_teardown(test_import_checks, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_stats_overtaken, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_exit_while_paused, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_compat_from_properties, setup, teardown),
             cmocka_unit_test_setup_teardown(test_fault_sweep, setup, teardown),
             cmocka_unit_test_setup_teardown(test_teardown_every_state, setup, teardown),
         };

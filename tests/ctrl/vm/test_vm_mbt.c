@@ -69,6 +69,21 @@ int vm_action_run_query(struct vm *ctx, void *arg)
         return mbt_action("run_query");
 }
 
+int vm_action_query_stats(struct vm *ctx, void *arg)
+{
+        return mbt_action("query_stats");
+}
+
+int vm_action_pause_system(struct vm *ctx, void *arg)
+{
+        return mbt_action("pause_system");
+}
+
+int vm_action_resume_paused_system(struct vm *ctx, void *arg)
+{
+        return mbt_action("resume_paused_system");
+}
+
 int vm_action_open_notification_stream(struct vm *ctx, void *arg)
 {
         return mbt_action("open_notification_stream");
