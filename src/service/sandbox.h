@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "ctrl/common/ctrl.h"
+#include "ctrl/container/container.h"
 #include "migration/session.h"
 
 struct hcs_backend;
@@ -63,8 +64,13 @@ int sandbox_on_exit(struct sandbox *sb, sandbox_exit_fn fn, void *userdata);
 int sandbox_ensure_running(struct sandbox *sb, const char *id, const char *bundle,
                            sandbox_done_fn done, void *userdata);
 
-/* The sandbox's one pod (src/ctrl/pod/pod.h): created with the VM (pod id = sandbox id, no
- * network), imported with it on a destination; its containers are the Task service's tasks.
+/* The message of the last -EINVAL from sandbox_create / sandbox_ensure_running / sandbox_attach
+ * (it names the offending field, e.g. "linux.namespaces[0].path: ..."); "" when none. */
+const char *sandbox_error(const struct sandbox *sb);
+
+/* The sandbox's one pod (src/ctrl/pod/pod.h): created with the VM (pod id = sandbox id; its
+ * network namespace comes from the sandbox bundle's config.json, see docs/shim.md "Devices"),
+ * imported with it on a destination; its containers are the Task service's tasks.
  * Borrowed; valid until sandbox_close. */
 struct pod *sandbox_pod(struct sandbox *sb);
 /* true once the VM has stopped (WaitSandbox answered); *ret_exited_at_ns (may be NULL) then
@@ -72,6 +78,48 @@ struct pod *sandbox_pod(struct sandbox *sb);
 bool sandbox_exited(const struct sandbox *sb, uint64_t *ret_exited_at_ns);
 /* The session that receives the VM's migration notifications (borrowed; NULL stops). */
 void sandbox_set_migration(struct sandbox *sb, struct mig_session *s);
+
+/* -- a container's devices (docs/shim.md "Devices") -- */
+
+/* One CreateTask rootfs mount (containerd.types.Mount); borrowed. */
+struct sandbox_mount {
+        const char *type, *source;
+        char *const *options;
+        size_t n_options;
+};
+
+/* What a container's create gets once its devices are in the guest; valid during the
+ * callback only. */
+struct sandbox_disks {
+        const char *rootfs_path; /* NULL without layers */
+        const struct container_disk *ro_layers;
+        size_t n_ro_layers;
+        const struct container_disk *scratch; /* NULL: none */
+};
+typedef void (*sandbox_attach_fn)(int result, const struct sandbox_disks *disks, void *userdata);
+
+/* Derives and attaches the devices of container id (borrowed): the rootfs (one "lcow-layer"
+ * mount: its parentLayerPaths' layer.vhd as read-only SCSI layers, its source's sandbox.vhdx as
+ * the scratch), the bind mounts of <bundle>/config.json (Plan9 shares) and its windows.devices
+ * (vPCI). Everything is checked first: -EINVAL with sandbox_error() naming the field, and
+ * nothing changed. Then each device is reserved and mapped in turn; done(0, disks) once all
+ * are in the guest, or done(<0, NULL) after what was mapped was released again. Errors at
+ * once: -EINVAL, -EEXIST id has devices already, -ENOTCONN the VM is not running, -ENOMEM. */
+int sandbox_attach(struct sandbox *sb, const char *id, const char *bundle,
+                   const struct sandbox_mount *rootfs, size_t n_rootfs, sandbox_attach_fn done,
+                   void *userdata);
+/* Releases every device container id still holds (last first): SCSI layers, Plan9 shares,
+ * vPCI devices. done(0) (on a later loop turn) when nothing is left; done(<0) keeps what
+ * failed, so a retry resumes there. Errors at once: -ESTALE a release of id is in flight,
+ * -ENOMEM. */
+int sandbox_detach(struct sandbox *sb, const char *id, sandbox_done_fn done, void *userdata);
+/* Tracks the SCSI reservations container c (borrowed) holds under its id, adding those no
+ * attachment knows of (a migrated container's: the source attached them), so that
+ * sandbox_detach releases them. Call it before container_delete, whose release hook only
+ * hands the reservations over. Idempotent. -ENOMEM. */
+int sandbox_adopt(struct sandbox *sb, const struct container *c);
+/* Shares, devices and SCSI reservations tracked for container id (tests, ferryctl). */
+size_t sandbox_device_count(const struct sandbox *sb, const char *id);
 
 /* The session's sandbox operations over this sandbox (void *sb = struct sandbox *): the VM
  * controller's save/import/transfer/finalize sequence and the pod's save/import/patch/resume/

@@ -40,8 +40,9 @@
 struct task_wait {
         struct ttrpc_call *call;
         struct task_service *ts;
-        struct process *init; /* NULL once answered */
+        struct process *init; /* the init or an exec; NULL once answered */
         struct task_wait *next;
+        char id[TTRPC_ID_MAX + 1]; /* the task's */
 };
 
 /* One Task call in flight on the controllers. */
@@ -50,8 +51,14 @@ struct task_op {
         struct ttrpc_call *call;
         struct task_op *next;
         char id[TTRPC_ID_MAX + 1];
+        char exec_id[TTRPC_ID_MAX + 1]; /* "" for the init */
         char *bundle, *stdin_path, *stdout_path, *stderr_path;
         bool terminal;
+        /* Create's rootfs (at most one mount: more is refused at once), Exec's process spec */
+        bool has_rootfs;
+        char *rootfs_type, *rootfs_source, **rootfs_options;
+        size_t n_rootfs_options;
+        char *spec_json;
         int result;
         uint32_t pid, exit_status;
         uint64_t exited_at_ns;
@@ -99,6 +106,12 @@ static void op_free(struct task_op *op)
         free(op->stdin_path);
         free(op->stdout_path);
         free(op->stderr_path);
+        free(op->rootfs_type);
+        free(op->rootfs_source);
+        for (size_t i = 0; i < op->n_rootfs_options; i++)
+                free(op->rootfs_options[i]);
+        free(op->rootfs_options);
+        free(op->spec_json);
         free(op);
 }
 
@@ -175,10 +188,13 @@ struct task_view {
         uint64_t exited_at_ns;
 };
 
-static void task_view(const struct task_service *ts, struct container *c, struct task_view *v)
+/* The status of process exec_id ("" or NULL: the init) of c, as containerd sees it. */
+static void proc_view(const struct task_service *ts, struct container *c, const char *exec_id,
+                      struct task_view *v)
 {
-        struct process *init = container_process(c, "");
-        int64_t pid = container_pid(c);
+        bool is_init = !exec_id || !*exec_id;
+        struct process *init = container_process(c, is_init ? "" : exec_id);
+        int64_t pid = is_init ? container_pid(c) : init ? process_pid(init) : 0;
         *v = (struct task_view){.pid = pid > 0 ? (uint32_t)pid : 0};
         if (went_with_vm(ts, init, &v->exited_at_ns)) {
                 v->status = CONTAINERD__TASK__V2__STATUS__STOPPED;
@@ -189,10 +205,16 @@ static void task_view(const struct task_service *ts, struct container *c, struct
                 return;
         /* enum process_status has containerd's numbering */
         v->status = (Containerd__Task__V2__Status)process_status(init);
+        v->status = (Containerd__Task__V2__Status)task_vm_status(ts, v->status); /* paused VM */
         if (v->status == CONTAINERD__TASK__V2__STATUS__STOPPED) {
                 v->exit_status = (uint32_t)process_exit_code(init);
                 v->exited_at_ns = wall_ns_of(process_exited_at_us(init));
         }
+}
+
+static void task_view(const struct task_service *ts, struct container *c, struct task_view *v)
+{
+        proc_view(ts, c, NULL, v);
 }
 
 /* -- exits -- */
@@ -252,8 +274,8 @@ static void on_sandbox_exit(uint32_t exit_status, uint64_t exited_at_ns, void *u
 
 /* -- request checks -- */
 
-/* Looks the request's task up: id must pass the id grammar, exec_id must be empty (the init
- * process; execs are not served), and the task must exist. */
+/* Looks the request's task up: id must pass the id grammar and the task must exist; a
+ * non-empty exec_id must pass it too and name one of the task's execs. */
 static int lookup(struct task_service *ts, const char *id, const char *exec_id,
                   struct container **ret, const char **ret_msg)
 {
@@ -262,16 +284,42 @@ static int lookup(struct task_service *ts, const char *id, const char *exec_id,
                 *ret_msg = "invalid task id";
                 return r;
         }
-        if (exec_id && *exec_id) {
-                *ret_msg = "exec processes are not supported";
-                return -ENOENT;
+        if (exec_id && *exec_id && (r = wire_check_id(exec_id)) < 0) {
+                *ret_msg = "invalid exec id";
+                return r;
         }
         *ret = task_find(ts, id);
         if (!*ret) {
                 *ret_msg = "task not found";
                 return -ENOENT;
         }
+        if (exec_id && *exec_id && !container_process(*ret, exec_id)) {
+                *ret_msg = "exec not found";
+                return -ENOENT;
+        }
         return 0;
+}
+
+static bool is_exec(const char *exec_id)
+{
+        return exec_id && *exec_id;
+}
+
+/* An exec's event (containerd's TaskExecAdded / TaskExecStarted); ids passed the grammar. */
+static void publish_exec(struct task_service *ts, const char *topic, const char *id,
+                         const char *exec_id, int64_t pid)
+{
+        char json[3 * TTRPC_ID_MAX + 96];
+        if (!ts->events)
+                return;
+        if (pid >= 0)
+                ferry_bprintf(json, sizeof(json),
+                              "{\"container_id\":\"%s\",\"exec_id\":\"%s\",\"pid\":%lld}", id,
+                              exec_id, (long long)pid);
+        else
+                ferry_bprintf(json, sizeof(json), "{\"container_id\":\"%s\",\"exec_id\":\"%s\"}",
+                              id, exec_id);
+        shim_events_publish(topic, json, ts->events);
 }
 
 /* A migration session that is not idle blocks State, Kill and Delete (§B.7). */
@@ -372,14 +420,21 @@ static void create_patch(struct task_service *ts, struct ttrpc_call *call,
         ttrpc_call_reply(call, &resp.base);
 }
 
-/* A failed create: the pod drops the container again (the create chain already released what
- * it had reserved). */
+static void create_undone(int result, void *userdata)
+{
+        struct task_op *op = userdata;
+        op_end(op, op->result, NULL);
+}
+
+/* A failed create: the pod drops the container again and the devices attached for it are
+ * released (the create's own error is the answer either way). */
 static void create_undo(struct task_op *op)
 {
         struct pod *p = sandbox_pod(op->ts->sb);
         if (p)
                 (void)pod_delete_container(p, op->id);
-        op_end(op, op->result, NULL);
+        if (sandbox_detach(op->ts->sb, op->id, create_undone, op) < 0)
+                op_end(op, op->result, NULL);
 }
 
 static void create_done(int result, void *userdata)
@@ -394,6 +449,34 @@ static void create_done(int result, void *userdata)
         Containerd__Task__V2__CreateTaskResponse resp =
             CONTAINERD__TASK__V2__CREATE_TASK_RESPONSE__INIT;
         op_end(op, 0, &resp.base);
+}
+
+/* The container's devices are in the guest: the guest container is created on them. */
+static void create_attached(int result, const struct sandbox_disks *d, void *userdata)
+{
+        struct task_op *op = userdata;
+        struct pod *p = sandbox_pod(op->ts->sb);
+        struct container *c = p ? pod_container(p, op->id) : NULL;
+        if (result == 0 && !c)
+                result = -ENOENT;
+        if (result == 0) {
+                struct container_create_opts o = {
+                    .id = op->id,
+                    .bundle = op->bundle,
+                    .io = {op->stdin_path, op->stdout_path, op->stderr_path, op->terminal},
+                    .rootfs_path = d->rootfs_path,
+                    .ro_layers = d->ro_layers,
+                    .n_ro_layers = d->n_ro_layers,
+                    .scratch = d->scratch,
+                };
+                result = container_create(c, &o, create_done, op);
+                if (result == 0)
+                        return;
+        } else {
+                op->what = "attach devices";
+        }
+        op->result = result;
+        op_defer(op, create_undo); /* may be inside a device controller's callback */
 }
 
 static void create_vm_ready(int result, void *userdata)
@@ -414,14 +497,13 @@ static void create_vm_ready(int result, void *userdata)
                 op_end(op, result, NULL);
                 return;
         }
-        struct container_create_opts o = {
-            .id = op->id,
-            .bundle = op->bundle,
-            .io = {op->stdin_path, op->stdout_path, op->stderr_path, op->terminal},
-        };
-        result = container_create(c, &o, create_done, op);
-        if (result < 0) { /* refused before anything started: drop it at once */
+        struct sandbox_mount m = {op->rootfs_type, op->rootfs_source, op->rootfs_options,
+                                  op->n_rootfs_options};
+        result =
+            sandbox_attach(op->ts->sb, op->id, op->bundle, &m, op->has_rootfs, create_attached, op);
+        if (result < 0) { /* refused before anything was attached: drop it at once */
                 (void)pod_delete_container(p, op->id);
+                op->what = result == -EINVAL ? sandbox_error(op->ts->sb) : "attach devices";
                 op_end(op, result, NULL);
         }
 }
@@ -441,6 +523,25 @@ static int check_create(const Containerd__Task__V2__CreateTaskRequest *req, cons
         if ((req->checkpoint && *req->checkpoint) ||
             (req->parent_checkpoint && *req->parent_checkpoint))
                 return -EOPNOTSUPP;
+        *ret_msg = "rootfs: one lcow-layer mount at most";
+        return req->n_rootfs > 1 ? -EINVAL : 0;
+}
+
+static int copy_rootfs(struct task_op *op, const Containerd__Task__V2__CreateTaskRequest *req)
+{
+        if (req->n_rootfs == 0)
+                return 0;
+        const Containerd__Task__V2__Mount *m = req->rootfs[0];
+        op->has_rootfs = true;
+        op->rootfs_type = strdup(m->type ? m->type : "");
+        op->rootfs_source = strdup(m->source ? m->source : "");
+        op->rootfs_options = calloc(m->n_options + 1, sizeof(char *));
+        if (!op->rootfs_type || !op->rootfs_source || !op->rootfs_options)
+                return -ENOMEM;
+        for (; op->n_rootfs_options < m->n_options; op->n_rootfs_options++)
+                if (!(op->rootfs_options[op->n_rootfs_options] =
+                          strdup(m->options[op->n_rootfs_options] ?: "")))
+                        return -ENOMEM;
         return 0;
 }
 
@@ -460,7 +561,8 @@ static struct task_op *create_op(struct task_service *ts, struct ttrpc_call *cal
         op->stdout_path = dup_opt(req->stdout);
         op->stderr_path = dup_opt(req->stderr);
         op->terminal = req->terminal;
-        if (!op->bundle || !op->stdin_path || !op->stdout_path || !op->stderr_path) {
+        if (!op->bundle || !op->stdin_path || !op->stdout_path || !op->stderr_path ||
+            copy_rootfs(op, req) < 0) {
                 op->call = NULL;
                 op_free(op);
                 return NULL;
@@ -501,7 +603,9 @@ static void h_create(struct ttrpc_call *call, const ProtobufCMessage *msg, void 
         /* the first task boots the VM when the Sandbox API was not used (ctr run) */
         r = sandbox_ensure_running(ts->sb, req->id, req->bundle, create_vm_ready, op);
         if (r < 0) {
-                op->what = r == -EBUSY ? "vm is not running" : "create sandbox vm";
+                op->what = r == -EBUSY    ? "vm is not running"
+                           : r == -EINVAL ? sandbox_error(ts->sb)
+                                          : "create sandbox vm";
                 op_end(op, r, NULL);
         }
 }
@@ -521,6 +625,19 @@ static void start_done(int result, void *userdata)
         op_end(op, 0, &resp.base);
 }
 
+static void exec_start_done(int result, void *userdata)
+{
+        struct task_op *op = userdata;
+        if (result < 0) {
+                op_end(op, result, NULL);
+                return;
+        }
+        publish_exec(op->ts, "/tasks/exec-started", op->id, op->exec_id, result);
+        Containerd__Task__V2__StartResponse resp = CONTAINERD__TASK__V2__START_RESPONSE__INIT;
+        resp.pid = (uint32_t)result;
+        op_end(op, 0, &resp.base);
+}
+
 static void h_start(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
 {
         struct task_service *ts = ud;
@@ -535,7 +652,16 @@ static void h_start(struct ttrpc_call *call, const ProtobufCMessage *msg, void *
                 r = -ENOMEM;
                 why = "out of memory";
         }
-        if (r == 0) {
+        if (r == 0 && is_exec(req->exec_id)) {
+                ferry_strscpy(op->exec_id, req->exec_id, sizeof(op->exec_id));
+                op->what = "start exec";
+                r = process_start(container_process(c, req->exec_id), exec_start_done, op);
+                why = r == -EBUSY ? "exec is not in created state" : rejection(r, op->what);
+                if (r < 0) {
+                        op->call = NULL;
+                        op_free(op);
+                }
+        } else if (r == 0) {
                 r = container_start(c, start_done, op);
                 why = r == -EBUSY ? "task is not in created state" : rejection(r, op->what);
                 if (r < 0) {
@@ -573,7 +699,7 @@ static void h_kill(struct ttrpc_call *call, const ProtobufCMessage *msg, void *u
                 why = "invalid signal";
         }
         if (r == 0) {
-                task_view(ts, c, &v);
+                proc_view(ts, c, req->exec_id, &v);
                 if (v.status == CONTAINERD__TASK__V2__STATUS__STOPPED) {
                         r = -ENOENT; /* containerd's answer for a finished process */
                         why = "process already finished";
@@ -581,13 +707,18 @@ static void h_kill(struct ttrpc_call *call, const ProtobufCMessage *msg, void *u
         }
         if (r == 0)
                 r = check_vm_running(ts, &why);
-        struct task_op *op = r < 0 ? NULL : op_new(ts, call, req->id, "signal container");
+        struct task_op *op =
+            r < 0 ? NULL
+                  : op_new(ts, call, req->id,
+                           is_exec(req->exec_id) ? "signal exec" : "signal container");
         if (r == 0 && !op) {
                 r = -ENOMEM;
                 why = "out of memory";
         }
         if (r == 0) {
-                r = container_kill(c, "", (int)req->signal, req->all, kill_done, op);
+                bool exec = is_exec(req->exec_id);
+                r = container_kill(c, exec ? req->exec_id : "", (int)req->signal, !exec && req->all,
+                                   kill_done, op);
                 why = rejection(r, op->what);
                 if (r < 0) {
                         op->call = NULL;
@@ -600,11 +731,26 @@ static void h_kill(struct ttrpc_call *call, const ProtobufCMessage *msg, void *u
 
 /* -- Delete -- */
 
-/* The container is gone from the guest (or the guest is gone): the pod drops it. */
+/* Waits parked on a process of task id that will never report (an exec never started, which
+ * the container frees with itself) end now: the pod is about to free their processes. */
+static void drop_waits(struct task_service *ts, const char *id)
+{
+        for (struct task_wait *w = ts->waits; w; w = w->next) {
+                if (!w->init || strcmp(w->id, id) != 0)
+                        continue;
+                if (w->call)
+                        ttrpc_call_fail(TAKE_PTR(w->call), -ENOENT, "task deleted");
+                w->init = NULL; /* stays listed until the service is freed */
+        }
+}
+
+/* The container is gone from the guest and its devices are released (or the VM is gone with
+ * both): the pod drops it. */
 static void delete_finish(struct task_op *op)
 {
         struct task_service *ts = op->ts;
         struct pod *p = sandbox_pod(ts->sb);
+        drop_waits(ts, op->id);
         if (p)
                 (void)pod_delete_container(p, op->id);
         shim_events_task_delete(ts->events, op->id, NULL, op->pid, op->exit_status,
@@ -618,6 +764,27 @@ static void delete_finish(struct task_op *op)
         op_end(op, 0, &resp.base);
 }
 
+static void delete_released(int result, void *userdata)
+{
+        struct task_op *op = userdata;
+        if (result < 0) { /* kept: a retried Delete releases the rest */
+                op->what = "release the task's devices";
+                op_end(op, result, NULL);
+                return;
+        }
+        delete_finish(op);
+}
+
+/* Releases the devices the container held (its layers, shares and assigned devices). */
+static void delete_release(struct task_op *op)
+{
+        int r = sandbox_detach(op->ts->sb, op->id, delete_released, op);
+        if (r < 0) {
+                op->what = rejection(r, "release the task's devices");
+                op_end(op, r, NULL);
+        }
+}
+
 static void delete_done(int result, void *userdata)
 {
         struct task_op *op = userdata;
@@ -625,7 +792,37 @@ static void delete_done(int result, void *userdata)
                 op_end(op, result, NULL);
                 return;
         }
-        op_defer(op, delete_finish);
+        op_defer(op, delete_release);
+}
+
+static void exec_delete_done(int result, void *userdata)
+{
+        struct task_op *op = userdata;
+        if (result < 0) {
+                op_end(op, result, NULL);
+                return;
+        }
+        shim_events_task_delete(op->ts->events, op->id, op->exec_id, op->pid, op->exit_status,
+                                op->exited_at_ns);
+        Containerd__Task__V2__DeleteResponse resp = CONTAINERD__TASK__V2__DELETE_RESPONSE__INIT;
+        Containerd__Task__V2__Timestamp t;
+        wire_timestamp(&t, op->exited_at_ns);
+        resp.pid = op->pid;
+        resp.exit_status = op->exit_status;
+        resp.exited_at = &t;
+        op_end(op, 0, &resp.base);
+}
+
+/* Delete of an exec: the container drops its process (created or stopped only). */
+static void delete_exec(struct task_op *op, struct container *c, const char *exec_id)
+{
+        ferry_strscpy(op->exec_id, exec_id, sizeof(op->exec_id));
+        op->what = "delete exec";
+        int r = container_delete_exec(c, exec_id, exec_delete_done, op);
+        if (r < 0) {
+                op->what = rejection(r, op->what);
+                op_end(op, r, NULL);
+        }
 }
 
 static void h_delete(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
@@ -640,10 +837,11 @@ static void h_delete(struct ttrpc_call *call, const ProtobufCMessage *msg, void 
         if (r == 0)
                 r = check_idle(ts, buf, sizeof(buf), &why);
         if (r == 0) {
-                task_view(ts, c, &v);
+                proc_view(ts, c, req->exec_id, &v);
                 if (v.status == CONTAINERD__TASK__V2__STATUS__RUNNING) {
                         r = -EBUSY;
-                        why = "cannot delete a running task";
+                        why = is_exec(req->exec_id) ? "cannot delete a running exec"
+                                                    : "cannot delete a running task";
                 }
         }
         struct task_op *op = r < 0 ? NULL : op_new(ts, call, req->id, "delete container");
@@ -662,10 +860,22 @@ static void h_delete(struct ttrpc_call *call, const ProtobufCMessage *msg, void 
          * container left to release: the pod just drops the container. The container would
          * try its guest (a torn-down source keeps its guest binding). */
         if (sandbox_exited(ts->sb, NULL)) {
-                op_defer(op, delete_finish);
+                op_defer(op, delete_release);
                 return;
         }
-        r = container_delete(c, delete_done, op);
+        if (is_exec(req->exec_id)) {
+                delete_exec(op, c, req->exec_id);
+                return;
+        }
+        /* a migrated container's layers were attached by the source: tracked from now on */
+        r = sandbox_adopt(ts->sb, c);
+        /* a Delete retried after its devices failed to release: the guest part is done */
+        if (r == 0 && container_is_ended(c) && strcmp(container_state_name(c), "deleted") == 0) {
+                op_defer(op, delete_release);
+                return;
+        }
+        if (r == 0)
+                r = container_delete(c, delete_done, op);
         if (r < 0) {
                 op->what = rejection(r, op->what);
                 op_end(op, r, NULL);
@@ -689,14 +899,15 @@ static void h_state(struct ttrpc_call *call, const ProtobufCMessage *msg, void *
                 return;
         }
         struct task_view v;
-        task_view(ts, c, &v);
-        struct process *init = container_process(c, "");
+        proc_view(ts, c, req->exec_id, &v);
+        struct process *init = container_process(c, is_exec(req->exec_id) ? req->exec_id : "");
         struct process_io io = {"", "", "", false};
         if (init)
                 process_io(init, &io);
         Containerd__Task__V2__StateResponse resp = CONTAINERD__TASK__V2__STATE_RESPONSE__INIT;
         Containerd__Task__V2__Timestamp ts_exit;
-        resp.id = (char *)container_id(c);
+        resp.id = (char *)(is_exec(req->exec_id) ? req->exec_id : container_id(c));
+        resp.exec_id = (char *)(req->exec_id ? req->exec_id : "");
         resp.bundle = (char *)(init ? process_bundle(init) : "");
         resp.pid = v.pid;
         resp.status = v.status;
@@ -733,8 +944,8 @@ static void h_wait(struct ttrpc_call *call, const ProtobufCMessage *msg, void *u
                 return;
         }
         struct task_view v;
-        task_view(ts, c, &v);
-        struct process *init = container_process(c, "");
+        proc_view(ts, c, req->exec_id, &v);
+        struct process *init = container_process(c, is_exec(req->exec_id) ? req->exec_id : "");
         if (v.status == CONTAINERD__TASK__V2__STATUS__STOPPED || !init) {
                 reply_wait(call, v.exit_status, v.exited_at_ns ? v.exited_at_ns : shim_wall_ns());
                 return;
@@ -744,7 +955,8 @@ static void h_wait(struct ttrpc_call *call, const ProtobufCMessage *msg, void *u
                 ttrpc_call_fail(call, -ENOMEM, "out of memory");
                 return;
         }
-        *w = (struct task_wait){call, ts, init, ts->waits};
+        *w = (struct task_wait){.call = call, .ts = ts, .init = init, .next = ts->waits};
+        ferry_strscpy(w->id, req->id, sizeof(w->id));
         ts->waits = w;
         ttrpc_call_on_cancel(call, wait_cancelled, w);
         r = process_wait(init, on_init_exit, w);
@@ -796,7 +1008,7 @@ static int io_call(struct task_service *ts, struct ttrpc_call *call, const char 
         int r = lookup(ts, id, exec_id, &c, ret_msg);
         if (r == 0)
                 r = check_vm_running(ts, ret_msg);
-        if (r == 0 && !(*ret_init = container_process(c, ""))) {
+        if (r == 0 && !(*ret_init = container_process(c, is_exec(exec_id) ? exec_id : ""))) {
                 r = -ENOENT;
                 *ret_msg = "task not found";
         }
@@ -851,6 +1063,127 @@ static void h_resize_pty(struct ttrpc_call *call, const ProtobufCMessage *msg, v
                 io_refused(call, op, r, why);
 }
 
+/* -- Exec -- */
+
+#define EXEC_SPEC_MAX (1u << 20)
+
+static void exec_dropped(int result, void *userdata)
+{
+}
+
+/* A failed exec create: the container drops the exec again (outside its transition). */
+static void exec_undo(struct task_op *op)
+{
+        struct container *c = task_find(op->ts, op->id);
+        if (c)
+                (void)container_delete_exec(c, op->exec_id, exec_dropped, NULL);
+        op_end(op, op->result, NULL);
+}
+
+static void exec_created(int result, void *userdata)
+{
+        struct task_op *op = userdata;
+        if (result < 0) {
+                op->result = result;
+                op_defer(op, exec_undo);
+                return;
+        }
+        publish_exec(op->ts, "/tasks/exec-added", op->id, op->exec_id, -1);
+        op_end(op, 0, NULL);
+}
+
+/* The exec's OCI process spec (Any.value: JSON), NUL-terminated in *ret; NULL when absent.
+ * -EINVAL: over 1 MiB, or not a JSON object. */
+static int exec_spec(const Containerd__Task__V2__ExecProcessRequest *req, char **ret)
+{
+        *ret = NULL;
+        if (!req->spec || req->spec->value.len == 0)
+                return 0;
+        if (req->spec->value.len > EXEC_SPEC_MAX)
+                return -EINVAL;
+        char *json = strndup((const char *)req->spec->value.data, req->spec->value.len);
+        if (!json)
+                return -ENOMEM;
+        struct json_object *o = json_tokener_parse(json);
+        bool ok = o && json_object_is_type(o, json_type_object);
+        json_object_put(o);
+        if (!ok) {
+                free(json);
+                return -EINVAL;
+        }
+        *ret = json;
+        return 0;
+}
+
+static int check_exec(struct task_service *ts, const Containerd__Task__V2__ExecProcessRequest *req,
+                      struct container **ret, const char **ret_msg)
+{
+        int r = lookup(ts, req->id, NULL, ret, ret_msg);
+        if (r < 0)
+                return r;
+        *ret_msg = "invalid exec id";
+        if (!is_exec(req->exec_id) || (r = wire_check_id(req->exec_id)) < 0)
+                return r < 0 ? r : -EINVAL;
+        *ret_msg = "invalid path";
+        const char *paths[] = {req->stdin, req->stdout, req->stderr};
+        for (size_t i = 0; i < ARRAY_SIZE(paths); i++)
+                if ((r = wire_check_opt_path(paths[i])) < 0)
+                        return r;
+        *ret_msg = "exec already exists";
+        if (container_process(*ret, req->exec_id))
+                return -EEXIST;
+        struct task_view v;
+        task_view(ts, *ret, &v);
+        *ret_msg = "task is not running";
+        if (v.status != CONTAINERD__TASK__V2__STATUS__RUNNING)
+                return -EBUSY;
+        return check_vm_running(ts, ret_msg);
+}
+
+/* Exec: a new process in a running task's container (process controller, spec/process.yaml),
+ * created with its stdio; Start with its exec id runs it in the guest. */
+static void h_exec(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
+{
+        struct task_service *ts = ud;
+        const Containerd__Task__V2__ExecProcessRequest *req = (const void *)msg;
+        struct container *c = NULL;
+        const char *why = NULL;
+        char *spec = NULL;
+        int r = check_exec(ts, req, &c, &why);
+        if (r == 0 && (r = exec_spec(req, &spec)) < 0)
+                why = "spec: not a JSON process spec of at most 1 MiB";
+        struct task_op *op = r < 0 ? NULL : op_new(ts, call, req->id, "exec");
+        if (r == 0 && !op) {
+                free(spec);
+                r = -ENOMEM;
+                why = "out of memory";
+        }
+        if (r < 0) {
+                ttrpc_call_fail(call, r, why);
+                return;
+        }
+        ferry_strscpy(op->exec_id, req->exec_id, sizeof(op->exec_id));
+        op->spec_json = spec;
+        r = container_exec(c, req->exec_id);
+        if (r < 0) {
+                op->what = r == -EBUSY ? "not allowed in the task's current state"
+                                       : rejection(r, op->what);
+                op_end(op, r, NULL);
+                return;
+        }
+        struct process_create_opts o = {
+            .bundle = process_bundle(container_process(c, "")),
+            .io = {req->stdin, req->stdout, req->stderr, req->terminal},
+            .spec_json = op->spec_json,
+        };
+        r = process_create(container_process(c, req->exec_id), &o, exec_created, op);
+        if (r < 0) {
+                op->result = r;
+                op->what = rejection(r, op->what);
+                exec_undo(op);
+        }
+}
+
 /* -- Connect, Shutdown -- */
 
 static void h_connect(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
@@ -886,23 +1219,23 @@ static void h_shutdown(struct ttrpc_call *call, const ProtobufCMessage *msg, voi
 /* In the descriptor's method order (task.proto); NULL answers UNIMPLEMENTED, as the
  * runtime-v2 contract asks of a shim that does not implement a call. */
 static const struct ttrpc_method task_methods[] = {
-    {h_state, TTRPC_UNARY},      /* State */
-    {h_create, TTRPC_UNARY},     /* Create */
-    {h_start, TTRPC_UNARY},      /* Start */
-    {h_delete, TTRPC_UNARY},     /* Delete */
-    {h_pids, TTRPC_UNARY},       /* Pids */
-    {NULL, TTRPC_UNARY},         /* Pause */
-    {NULL, TTRPC_UNARY},         /* Resume */
-    {NULL, TTRPC_UNARY},         /* Checkpoint */
-    {h_kill, TTRPC_UNARY},       /* Kill */
-    {NULL, TTRPC_UNARY},         /* Exec */
-    {h_resize_pty, TTRPC_UNARY}, /* ResizePty */
-    {h_close_io, TTRPC_UNARY},   /* CloseIO */
-    {NULL, TTRPC_UNARY},         /* Update */
-    {h_wait, TTRPC_UNARY},       /* Wait */
-    {NULL, TTRPC_UNARY},         /* Stats */
-    {h_connect, TTRPC_UNARY},    /* Connect */
-    {h_shutdown, TTRPC_UNARY},   /* Shutdown */
+    {h_state, TTRPC_UNARY},        /* State */
+    {h_create, TTRPC_UNARY},       /* Create */
+    {h_start, TTRPC_UNARY},        /* Start */
+    {h_delete, TTRPC_UNARY},       /* Delete */
+    {h_pids, TTRPC_UNARY},         /* Pids */
+    {task_vm_pause, TTRPC_UNARY},  /* Pause: task_vm.c */
+    {task_vm_resume, TTRPC_UNARY}, /* Resume: task_vm.c */
+    {NULL, TTRPC_UNARY},           /* Checkpoint */
+    {h_kill, TTRPC_UNARY},         /* Kill */
+    {h_exec, TTRPC_UNARY},         /* Exec */
+    {h_resize_pty, TTRPC_UNARY},   /* ResizePty */
+    {h_close_io, TTRPC_UNARY},     /* CloseIO */
+    {NULL, TTRPC_UNARY},           /* Update */
+    {h_wait, TTRPC_UNARY},         /* Wait */
+    {task_vm_stats, TTRPC_UNARY},  /* Stats: task_vm.c */
+    {h_connect, TTRPC_UNARY},      /* Connect */
+    {h_shutdown, TTRPC_UNARY},     /* Shutdown */
 };
 
 int task_service_new(struct sandbox *sb, struct shim_events *events, void (*shutdown)(void *),
@@ -960,4 +1293,14 @@ size_t task_service_count(const struct task_service *ts)
 void task_service_set_migration(struct task_service *ts, struct mig_session *s)
 {
         ts->mig = s;
+}
+
+struct sandbox *task_service_sandbox(const struct task_service *ts)
+{
+        return ts->sb;
+}
+
+struct mig_session *task_service_migration(const struct task_service *ts)
+{
+        return ts->mig;
 }

@@ -12,6 +12,7 @@
 struct mig_session;
 struct sandbox;
 struct shim_events;
+struct ttrpc_call;
 struct ttrpc_server;
 struct task_service;
 
@@ -38,3 +39,17 @@ size_t task_service_count(const struct task_service *ts);
  * routed to the session's patch path (§B.8: the sandbox's ops patch the pod's imported
  * container, src/service/sandbox.h). */
 void task_service_set_migration(struct task_service *ts, struct mig_session *s);
+
+/* The sandbox and the session (NULL: none) the service drives; borrowed. */
+struct sandbox *task_service_sandbox(const struct task_service *ts);
+struct mig_session *task_service_migration(const struct task_service *ts);
+
+/* -- the calls on the whole VM: Pause, Resume, Stats (src/service/task_vm.h) -- */
+
+struct ProtobufCMessage;
+void task_vm_pause(struct ttrpc_call *call, const struct ProtobufCMessage *msg, void *userdata);
+void task_vm_resume(struct ttrpc_call *call, const struct ProtobufCMessage *msg, void *userdata);
+void task_vm_stats(struct ttrpc_call *call, const struct ProtobufCMessage *msg, void *userdata);
+/* A running process's containerd status (Status enum value) seen through the VM: PAUSING or
+ * PAUSED while the VM pauses or is paused; any other status is returned unchanged. */
+int task_vm_status(const struct task_service *ts, int status);

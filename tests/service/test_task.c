@@ -253,7 +253,7 @@ static void test_rejections(void **state)
         assert_int_equal(task_kill(L, f->c, "c3", 0), FERRY_CODE_INVALID_ARGUMENT);
         assert_int_equal(task_kill(L, f->c, "c3", 99), FERRY_CODE_INVALID_ARGUMENT);
 
-        /* exec ids are not served */
+        /* an unknown exec id is NOT_FOUND */
         Containerd__Task__V2__StateRequest sr = CONTAINERD__TASK__V2__STATE_REQUEST__INIT;
         sr.id = "c3";
         sr.exec_id = "e1";
@@ -261,15 +261,17 @@ static void test_rejections(void **state)
             TASK_CALL(L, f->c, "State", sr, containerd__task__v2__state_response, NULL),
             FERRY_CODE_NOT_FOUND);
         /* unimplemented methods say so */
-        Containerd__Task__V2__PauseRequest pr = CONTAINERD__TASK__V2__PAUSE_REQUEST__INIT;
+        Containerd__Task__V2__CheckpointTaskRequest pr =
+            CONTAINERD__TASK__V2__CHECKPOINT_TASK_REQUEST__INIT;
         pr.id = "c3";
-        assert_int_equal(TASK_CALL(L, f->c, "Pause", pr, containerd__task__v2__empty, NULL),
+        assert_int_equal(TASK_CALL(L, f->c, "Checkpoint", pr, containerd__task__v2__empty, NULL),
                          FERRY_CODE_UNIMPLEMENTED);
         Containerd__Task__V2__ExecProcessRequest er =
             CONTAINERD__TASK__V2__EXEC_PROCESS_REQUEST__INIT;
         er.id = "c3";
+        /* an Exec without an exec id names nothing to create */
         assert_int_equal(TASK_CALL(L, f->c, "Exec", er, containerd__task__v2__empty, NULL),
-                         FERRY_CODE_UNIMPLEMENTED);
+                         FERRY_CODE_INVALID_ARGUMENT);
 
         /* CloseIO on a known task; ResizePty needs a terminal */
         Containerd__Task__V2__CloseIORequest io = CONTAINERD__TASK__V2__CLOSE_IOREQUEST__INIT;

@@ -1504,3 +1504,29 @@ int64_t container_pid(const struct container *c)
 {
         return c->init ? process_pid(c->init) : -1;
 }
+
+bool container_disk_at(const struct container *c, size_t i, enum container_disk_kind *ret_kind,
+                       struct container_disk *ret)
+{
+        const struct disk *d = NULL;
+        enum container_disk_kind k = CONTAINER_DISK_LAYER;
+        if (i < c->n_ro) {
+                d = &c->ro[i];
+        } else if (c->scratch && i == c->n_ro) {
+                d = c->scratch;
+                k = CONTAINER_DISK_SCRATCH;
+        } else {
+                size_t m = i - c->n_ro - (c->scratch ? 1 : 0);
+                if (m < c->n_mounts) {
+                        d = &c->mounts[m];
+                        k = CONTAINER_DISK_MOUNT;
+                }
+        }
+        if (!d)
+                return false;
+        if (ret_kind)
+                *ret_kind = k;
+        if (ret)
+                *ret = (struct container_disk){d->reservation_id, d->guest_path, d->host_path};
+        return true;
+}

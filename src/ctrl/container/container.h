@@ -162,3 +162,10 @@ bool container_is_ended(const struct container *c); /* Wait has returned (contai
 struct process *container_process(const struct container *c, const char *exec_id);
 size_t container_exec_count(const struct container *c);
 int64_t container_pid(const struct container *c); /* the init's pid */
+
+enum container_disk_kind { CONTAINER_DISK_LAYER, CONTAINER_DISK_SCRATCH, CONTAINER_DISK_MOUNT };
+/* The i-th disk the container holds, in patch order (read-only layers in stack order, the
+ * scratch, the extra SCSI mounts); its strings are borrowed until the container changes.
+ * false past the end (or once delete released them). */
+bool container_disk_at(const struct container *c, size_t i, enum container_disk_kind *ret_kind,
+                       struct container_disk *ret);

@@ -533,8 +533,20 @@ static int issue_start(struct process *p, struct op *o, int arg)
         return guest_start_process(p->env->guest, p->guest_container_id, action_cb, o);
 }
 
+/* A container that has stopped is, to SignalContainer, what an exited process is to
+ * SignalProcess: the signal's purpose is met. */
+static void init_signal_cb(int r, uint64_t value, void *ud)
+{
+        action_cb(r == -EBUSY ? -EALREADY : r, value, ud);
+}
+
 static int issue_signal(struct process *p, struct op *o, int sig)
 {
+        /* The init is signalled through its container (the guest's SignalContainer, as the
+         * reference's init process does); an exec by its pid. */
+        if (p->exec_id[0] == '\0')
+                return guest_signal_container(p->env->guest, p->guest_container_id, sig,
+                                              init_signal_cb, o);
         return guest_signal_process(p->env->guest, (uint32_t)p->pid, sig, action_cb, o);
 }
 

@@ -638,7 +638,7 @@ static void test_fault_sweep(void **state)
         } points[] = {
             {"guest.create_container", 1}, {"guest.start_container", 1},
             {"guest.wait_process", 1},     {"guest.io_relay", 2},
-            {"guest.signal_process", 1},   {"guest.delete_container", 1},
+            {"guest.signal_container", 1}, {"guest.delete_container", 1},
         };
         for (size_t i = 0; i < ARRAY_SIZE(points); i++)
                 for (uint32_t nth = 1; nth <= points[i].calls; nth++)

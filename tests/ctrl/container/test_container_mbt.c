@@ -47,6 +47,10 @@ int __wrap_guest_start_container(struct guest_conn *c, const char *id, guest_don
 int __wrap_guest_io_relay(struct guest_conn *c, uint32_t pid, guest_done_fn done, void *ud);
 int __wrap_guest_signal_process(struct guest_conn *c, uint32_t pid, int sig, guest_done_fn done,
                                 void *ud);
+int __real_guest_signal_container(struct guest_conn *c, const char *id, int sig, guest_done_fn done,
+                                  void *ud);
+int __wrap_guest_signal_container(struct guest_conn *c, const char *id, int sig, guest_done_fn done,
+                                  void *ud);
 
 static struct ctrl_fixture fx;
 static ctrl_envelope *good_env;      /* a saved container with layers, a mount and its init */
@@ -121,6 +125,14 @@ int __wrap_guest_signal_process(struct guest_conn *c, uint32_t pid, int sig, gue
         static const char *const owners[] = {"kill_processes", NULL};
         int r = steer(owners, done, 0, ud);
         return r <= 0 ? r : __real_guest_signal_process(c, pid, sig, done, ud);
+}
+
+int __wrap_guest_signal_container(struct guest_conn *c, const char *id, int sig, guest_done_fn done,
+                                  void *ud)
+{
+        static const char *const owners[] = {"kill_processes", NULL};
+        int r = steer(owners, done, 0, ud);
+        return r <= 0 ? r : __real_guest_signal_container(c, id, sig, done, ud);
 }
 
 /* ---- a fresh init in a given state ---- */

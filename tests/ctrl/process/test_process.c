@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "ctrl/process/process.h"
+#include "hcs/fault.h"
 #include "save_process.pb-c.h"
 
 static struct ctrl_fixture fx;
@@ -140,6 +141,42 @@ static void test_init_lifecycle_exit_reported_once(void **state)
         assert_int_equal(process_wait(p, on_exit_rec, &late), 0);
         assert_int_equal(late.calls, 1);
         assert_int_equal(late.code, 7);
+        process_free(p);
+}
+
+/* The init's signal goes to its container (SignalContainer), an exec's to its pid; a kill
+ * that reaches a container whose init already exited in the guest (its exit not yet seen)
+ * counts as delivered, and the exit is then reported once. */
+static void test_init_signals_its_container(void **state)
+{
+        struct process *p = running_init("c9");
+        struct exits w = {0};
+        assert_int_equal(process_wait(p, on_exit_rec, &w), 0);
+        uint64_t by_ctr = hcs_fault_calls("guest.signal_container");
+        uint64_t by_pid = hcs_fault_calls("guest.signal_process");
+        assert_int_equal(CALL(process_kill, p, SIGHUP), 0);
+        assert_int_equal(hcs_fault_calls("guest.signal_container"), by_ctr + 1);
+        assert_int_equal(hcs_fault_calls("guest.signal_process"), by_pid);
+        assert_string_equal(process_state_name(p), "running"); /* SIGHUP is not fatal */
+
+        assert_int_equal(guest_sim_exit_process(fx.conn, (uint32_t)process_pid(p), 5), 0);
+        assert_string_equal(process_state_name(p), "running"); /* the exit is not seen yet */
+        assert_int_equal(CALL(process_kill, p, SIGTERM), 0); /* the guest says: stopped */
+        assert_int_equal(hcs_fault_calls("guest.signal_container"), by_ctr + 2);
+        run_for_ms(20);
+        assert_int_equal(w.calls, 1);
+        assert_int_equal(w.code, 5);
+
+        struct process *e = new_proc("c9x", "e1");
+        guest_container("c9x", true);
+        assert_int_equal(CALL(process_create, e, &no_io), 0);
+        assert_true(CALL(process_start, e) > 0);
+        by_pid = hcs_fault_calls("guest.signal_process");
+        assert_int_equal(CALL(process_kill, e, SIGKILL), 0);
+        assert_int_equal(hcs_fault_calls("guest.signal_process"), by_pid + 1);
+        run_for_ms(20);
+        assert_int_equal(process_exit_code(e), 128 + SIGKILL);
+        process_free(e);
         process_free(p);
 }
 
@@ -630,6 +667,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             CTRL_TEST(test_init_lifecycle_exit_reported_once),
+            CTRL_TEST(test_init_signals_its_container),
             CTRL_TEST(test_exec_publishes_its_exit_once),
             CTRL_TEST(test_kill_and_delete_before_start),
             CTRL_TEST(test_create_with_fifos_and_close_io),

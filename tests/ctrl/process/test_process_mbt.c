@@ -22,15 +22,19 @@ static int dbl_start_container(struct guest_conn *c, const char *id, guest_done_
 static int dbl_start_process(struct guest_conn *c, const char *id, guest_done_fn done, void *ud);
 static int dbl_signal_process(struct guest_conn *c, uint32_t pid, int sig, guest_done_fn done,
                               void *ud);
+static int dbl_signal_container(struct guest_conn *c, const char *id, int sig, guest_done_fn done,
+                                void *ud);
 static int dbl_io_relay(struct guest_conn *c, uint32_t pid, guest_done_fn done, void *ud);
-#define guest_start_container dbl_start_container
-#define guest_start_process   dbl_start_process
-#define guest_signal_process  dbl_signal_process
-#define guest_io_relay        dbl_io_relay
+#define guest_start_container  dbl_start_container
+#define guest_start_process    dbl_start_process
+#define guest_signal_process   dbl_signal_process
+#define guest_signal_container dbl_signal_container
+#define guest_io_relay         dbl_io_relay
 #include "process.c"
 #undef guest_start_container
 #undef guest_start_process
 #undef guest_signal_process
+#undef guest_signal_container
 #undef guest_io_relay
 
 /* What the double does for a call made by action `owner` (or one of two): complete now,
@@ -66,6 +70,13 @@ static int dbl_signal_process(struct guest_conn *c, uint32_t pid, int sig, guest
 {
         int r = steer("signal", "resize_console", done, 0, ud);
         return r <= 0 ? r : guest_signal_process(c, pid, sig, done, ud);
+}
+
+static int dbl_signal_container(struct guest_conn *c, const char *id, int sig, guest_done_fn done,
+                                void *ud)
+{
+        int r = steer("signal", "resize_console", done, 0, ud);
+        return r <= 0 ? r : guest_signal_container(c, id, sig, done, ud);
 }
 
 static int dbl_io_relay(struct guest_conn *c, uint32_t pid, guest_done_fn done, void *ud)

@@ -1,0 +1,349 @@
+/* SPDX-License-Identifier: MIT */
+/* The Task service's calls on the whole VM (src/service/task_vm.h) over a real unix socket:
+ * Pause and Resume of the sandbox task freeze and thaw the VM, other tasks answer
+ * UNIMPLEMENTED, Stats answers hcsshim's Statistics, host faults leave the VM where the spec
+ * says, and a migration session refuses Pause/Resume (and Stats while the VM migrates). */
+#include "client.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctrl/vm/vm.h"
+#include "hcs/fault.h"
+#include "hcs/sim/sim.h"
+#include "migration.pb-c.h"
+#include "service/events.h"
+#include "service/sandbox.h"
+#include "service/shim.h"
+#include "service/task_vm.h"
+#include "stats.pb-c.h"
+
+#define MEMORY_MB 8
+
+struct fixture {
+        uv_loop_t loop;
+        char dir[64];
+        char sock[128];
+        struct shim *shim;
+        struct ttrpc_client *c;
+        bool exited;
+        char events[512]; /* "topic body" lines of the pause and resume events */
+};
+
+static void on_event(uint64_t seq, const char *topic, const char *json, void *ud)
+{
+        struct fixture *f = ud;
+        size_t n = strlen(f->events);
+        if (strstr(topic, "pause") || strstr(topic, "resume"))
+                ferry_bprintf(f->events + n, sizeof(f->events) - n, "%s %s\n", topic, json);
+}
+
+static void on_shim_exit(void *ud)
+{
+        struct fixture *f = ud;
+        f->exited = true;
+}
+
+static int setup(void **state)
+{
+        hcs_fault_reset();
+        struct fixture *f = calloc(1, sizeof(*f));
+        assert_non_null(f);
+        assert_int_equal(uv_loop_init(&f->loop), 0);
+        ferry_strscpy(f->dir, "/tmp/ferry-svcvm-XXXXXX", sizeof(f->dir));
+        assert_non_null(mkdtemp(f->dir));
+        ferry_bprintf(f->sock, sizeof(f->sock), "%s/shim.sock", f->dir);
+        struct shim_options o = {
+            .sandbox = {.memory_mb = MEMORY_MB, .dirty_pages_rate = 1000},
+            .on_exit = on_shim_exit,
+            .on_exit_userdata = f,
+        };
+        assert_int_equal(shim_new(&f->loop, &o, &f->shim), 0);
+        assert_true(shim_events_subscribe(shim_get_events(f->shim), on_event, f) > 0);
+        assert_int_equal(shim_listen(f->shim, f->sock), 0);
+        assert_int_equal(ttrpc_client_connect(&f->loop, f->sock, NULL, &f->c), 0);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        struct fixture *f = *state;
+        hcs_fault_reset();
+        ttrpc_client_close(f->c);
+        shim_shutdown(f->shim);
+        assert_true(run_until_flag(&f->loop, &f->exited, 10000));
+        shim_free(f->shim);
+        uv_run(&f->loop, UV_RUN_DEFAULT);
+        assert_int_equal(uv_loop_close(&f->loop), 0);
+        unlink(f->sock);
+        rmdir(f->dir);
+        free(f);
+        return 0;
+}
+
+#define L (&f->loop)
+
+static enum ferry_code pause_task(struct fixture *f, const char *id, struct reply *r)
+{
+        Containerd__Task__V2__PauseRequest req = CONTAINERD__TASK__V2__PAUSE_REQUEST__INIT;
+        req.id = (char *)id;
+        call_async(f->c, TASK_SVC, "Pause", &req.base, &containerd__task__v2__empty__descriptor, r);
+        assert_true(run_until_flag(L, &r->done, 10000));
+        if (r->resp)
+                protobuf_c_message_free_unpacked(r->resp, NULL);
+        return r->code;
+}
+
+static enum ferry_code resume_task(struct fixture *f, const char *id, struct reply *r)
+{
+        Containerd__Task__V2__ResumeRequest req = CONTAINERD__TASK__V2__RESUME_REQUEST__INIT;
+        req.id = (char *)id;
+        call_async(f->c, TASK_SVC, "Resume", &req.base, &containerd__task__v2__empty__descriptor,
+                   r);
+        assert_true(run_until_flag(L, &r->done, 10000));
+        if (r->resp)
+                protobuf_c_message_free_unpacked(r->resp, NULL);
+        return r->code;
+}
+
+/* Stats; on OK the unpacked Statistics in *ret (free it). */
+static enum ferry_code stats_task(struct fixture *f, const char *id, struct reply *r,
+                                  Containerd__Runhcs__Stats__V1__Statistics **ret)
+{
+        Containerd__Task__V2__StatsRequest req = CONTAINERD__TASK__V2__STATS_REQUEST__INIT;
+        req.id = (char *)id;
+        call_async(f->c, TASK_SVC, "Stats", &req.base,
+                   &containerd__task__v2__stats_response__descriptor, r);
+        assert_true(run_until_flag(L, &r->done, 10000));
+        if (!r->resp)
+                return r->code;
+        const Containerd__Task__V2__StatsResponse *resp = (const void *)r->resp;
+        assert_non_null(resp->stats);
+        assert_string_equal(resp->stats->type_url, TASK_VM_STATS_TYPE_URL);
+        *ret = containerd__runhcs__stats__v1__statistics__unpack(NULL, resp->stats->value.len,
+                                                                 resp->stats->value.data);
+        assert_non_null(*ret);
+        protobuf_c_message_free_unpacked(r->resp, NULL);
+        r->resp = NULL;
+        return r->code;
+}
+
+static const char *vm_state(struct fixture *f)
+{
+        return vm_state_name(sandbox_vm(shim_sandbox(f->shim)));
+}
+
+static struct sim_vm *sim(struct fixture *f)
+{
+        return hcs_system_backend_vm(vm_system(sandbox_vm(shim_sandbox(f->shim))));
+}
+
+/* "pod" is the sandbox's task (the first one boots the VM with its id); "app" is not. */
+static void start_pod(struct fixture *f)
+{
+        assert_int_equal(task_create(L, f->c, "pod", NULL), FERRY_CODE_OK);
+        assert_int_equal(task_start(L, f->c, "pod", NULL), FERRY_CODE_OK);
+        assert_int_equal(task_create(L, f->c, "app", NULL), FERRY_CODE_OK);
+        assert_int_equal(task_start(L, f->c, "app", NULL), FERRY_CODE_OK);
+        assert_string_equal(sandbox_id(shim_sandbox(f->shim)), "pod");
+}
+
+static void test_pause_resume(void **state)
+{
+        struct fixture *f = *state;
+        struct reply r;
+        start_pod(f);
+
+        assert_int_equal(pause_task(f, "pod", &r), FERRY_CODE_OK);
+        assert_string_equal(vm_state(f), "paused");
+        assert_int_equal(sim(f)->state, SIM_PAUSED);
+        /* Every task of the VM is paused with it, and containerd hears TaskPaused. */
+        Containerd__Task__V2__Status s;
+        assert_int_equal(task_state(L, f->c, "pod", &s, NULL), FERRY_CODE_OK);
+        assert_int_equal(s, CONTAINERD__TASK__V2__STATUS__PAUSED);
+        assert_int_equal(task_state(L, f->c, "app", &s, NULL), FERRY_CODE_OK);
+        assert_int_equal(s, CONTAINERD__TASK__V2__STATUS__PAUSED);
+        assert_string_equal(f->events, "/tasks/paused {\"container_id\":\"pod\"}\n");
+        assert_int_equal(pause_task(f, "pod", &r), FERRY_CODE_OK); /* already paused */
+        /* Stats needs a running VM; a paused one says so. */
+        Containerd__Runhcs__Stats__V1__Statistics *st = NULL;
+        assert_int_equal(stats_task(f, "pod", &r, &st), FERRY_CODE_FAILED_PRECONDITION);
+        assert_non_null(strstr(r.message, "paused"));
+
+        assert_int_equal(resume_task(f, "pod", &r), FERRY_CODE_OK);
+        assert_string_equal(vm_state(f), "running");
+        assert_int_equal(sim(f)->state, SIM_RUNNING);
+        assert_int_equal(resume_task(f, "pod", &r), FERRY_CODE_OK); /* already running */
+        assert_int_equal(task_state(L, f->c, "app", &s, NULL), FERRY_CODE_OK);
+        assert_int_equal(s, CONTAINERD__TASK__V2__STATUS__RUNNING);
+        assert_non_null(strstr(f->events, "/tasks/resumed {\"container_id\":\"pod\"}"));
+
+        /* One container cannot be frozen alone. */
+        assert_int_equal(pause_task(f, "app", &r), FERRY_CODE_UNIMPLEMENTED);
+        assert_non_null(strstr(r.message, "single container"));
+        assert_non_null(strstr(r.message, "pod"));
+        assert_int_equal(resume_task(f, "app", &r), FERRY_CODE_UNIMPLEMENTED);
+        assert_string_equal(vm_state(f), "running");
+        /* Unknown and malformed ids. */
+        assert_int_equal(pause_task(f, "nope", &r), FERRY_CODE_NOT_FOUND);
+        assert_int_equal(pause_task(f, "bad/id", &r), FERRY_CODE_INVALID_ARGUMENT);
+        assert_int_equal(resume_task(f, "", &r), FERRY_CODE_INVALID_ARGUMENT);
+}
+
+static void test_pause_faults(void **state)
+{
+        struct fixture *f = *state;
+        struct reply r;
+        start_pod(f);
+        struct hcs_fault_spec fault = {.nth = 1, .error = -EIO};
+
+        /* The host refuses the pause: the VM keeps running. */
+        assert_int_equal(hcs_fault_arm("hcs.pause", &fault), 0);
+        assert_int_equal(pause_task(f, "pod", &r), FERRY_CODE_UNKNOWN);
+        assert_non_null(strstr(r.message, "pause vm"));
+        assert_string_equal(f->events, ""); /* nothing paused: no event */
+        assert_string_equal(vm_state(f), "running");
+        assert_int_equal(sim(f)->state, SIM_RUNNING);
+
+        /* The host refuses the resume: the VM stays paused, and a retry thaws it. */
+        assert_int_equal(pause_task(f, "pod", &r), FERRY_CODE_OK);
+        assert_int_equal(hcs_fault_arm("hcs.resume", &fault), 0);
+        assert_int_equal(resume_task(f, "pod", &r), FERRY_CODE_UNKNOWN);
+        assert_string_equal(vm_state(f), "paused");
+        assert_int_equal(sim(f)->state, SIM_PAUSED);
+        assert_int_equal(resume_task(f, "pod", &r), FERRY_CODE_OK);
+        assert_int_equal(sim(f)->state, SIM_RUNNING);
+
+        /* Stats carries the host's failure too. */
+        assert_int_equal(hcs_fault_arm("hcs.properties", &fault), 0);
+        Containerd__Runhcs__Stats__V1__Statistics *st = NULL;
+        assert_int_equal(stats_task(f, "pod", &r, &st), FERRY_CODE_UNKNOWN);
+        assert_null(st);
+}
+
+static void test_stats(void **state)
+{
+        struct fixture *f = *state;
+        struct reply r;
+        start_pod(f);
+        Containerd__Runhcs__Stats__V1__Statistics *st = NULL;
+        assert_int_equal(stats_task(f, "pod", &r, &st), FERRY_CODE_OK);
+        assert_non_null(st->vm);
+        assert_non_null(st->vm->processor);
+        assert_non_null(st->vm->memory);
+        assert_non_null(st->vm->memory->vm_memory);
+        /* the whole image is committed: MEMORY_MB MiB in 4 KiB pages */
+        assert_int_equal(st->vm->memory->working_set_bytes, (uint64_t)MEMORY_MB << 20);
+        assert_int_equal(st->vm->memory->vm_memory->assigned_memory, (uint64_t)MEMORY_MB << 8);
+        assert_int_equal(st->vm->memory->vm_memory->available_memory, MEMORY_MB);
+        assert_int_equal(st->vm->memory->virtual_node_count, 1);
+        uint64_t first = st->vm->processor->total_runtime_ns;
+        protobuf_c_message_free_unpacked(&st->base, NULL);
+
+        /* the workload dirties pages: the VM's processor time grows */
+        bool never = false;
+        run_until_flag(L, &never, 100);
+        assert_int_equal(stats_task(f, "pod", &r, &st), FERRY_CODE_OK);
+        assert_true(st->vm->processor->total_runtime_ns > 0);
+        assert_true(st->vm->processor->total_runtime_ns >= first);
+        protobuf_c_message_free_unpacked(&st->base, NULL);
+
+        st = NULL;
+        assert_int_equal(stats_task(f, "app", &r, &st), FERRY_CODE_UNIMPLEMENTED);
+        assert_non_null(strstr(r.message, "sandbox task pod"));
+        assert_int_equal(stats_task(f, "nope", &r, &st), FERRY_CODE_NOT_FOUND);
+        assert_null(st);
+}
+
+static enum ferry_code mig_call(struct fixture *f, const char *method, const void *req,
+                                const ProtobufCMessageDescriptor *rd)
+{
+        return call_sync(L, f->c, "Migration", method, req, rd, NULL);
+}
+
+static enum ferry_code prepare_and_export(struct fixture *f)
+{
+        InitializeOptions io = INITIALIZE_OPTIONS__INIT;
+        io.memory_transport = MEMORY_TRANSPORT__MEMORY_TRANSPORT_TCP;
+        PrepareAndExportSandboxRequest pe = PREPARE_AND_EXPORT_SANDBOX_REQUEST__INIT;
+        pe.session_id = "sess-1";
+        pe.init_options = &io;
+        return mig_call(f, "PrepareAndExportSandbox", &pe,
+                        &prepare_and_export_sandbox_response__descriptor);
+}
+
+/* Back to idle after a source session that never transferred. */
+static void roll_back(struct fixture *f)
+{
+        CleanupRequest req = CLEANUP_REQUEST__INIT; /* Cancel shares the layout */
+        req.session_id = "sess-1";
+        mig_call(f, "Cancel", &req, &cancel_response__descriptor);
+        FinalizeSandboxRequest fr = FINALIZE_SANDBOX_REQUEST__INIT;
+        fr.session_id = "sess-1";
+        fr.action = FINALIZE_ACTION__FINALIZE_ACTION_RESUME;
+        mig_call(f, "FinalizeSandbox", &fr, &finalize_sandbox_response__descriptor);
+        assert_int_equal(mig_call(f, "Cleanup", &req, &cleanup_response__descriptor),
+                         FERRY_CODE_OK);
+        assert_string_equal(vm_state(f), "running");
+}
+
+/* While a session runs, Pause/Resume are refused; Stats follows the VM (ensureVMRunning). */
+static void test_session_gates(void **state)
+{
+        struct fixture *f = *state;
+        struct reply r;
+        start_pod(f);
+        assert_int_equal(prepare_and_export(f), FERRY_CODE_OK);
+        assert_string_equal(vm_state(f), "source_migration_initialized");
+        assert_int_equal(pause_task(f, "pod", &r), FERRY_CODE_FAILED_PRECONDITION);
+        assert_non_null(strstr(r.message, "migration session is in progress"));
+        assert_int_equal(resume_task(f, "pod", &r), FERRY_CODE_FAILED_PRECONDITION);
+        Containerd__Runhcs__Stats__V1__Statistics *st = NULL;
+        assert_int_equal(stats_task(f, "pod", &r, &st), FERRY_CODE_FAILED_PRECONDITION);
+        assert_non_null(strstr(r.message, "vm is not running"));
+        assert_string_equal(vm_state(f), "source_migration_initialized");
+        roll_back(f);
+        assert_int_equal(pause_task(f, "pod", &r), FERRY_CODE_OK);
+        /* A paused VM is not migrated: the session's prepare fails and the VM stays paused. */
+        assert_int_equal(prepare_and_export(f), FERRY_CODE_FAILED_PRECONDITION);
+        assert_string_equal(vm_state(f), "paused");
+        assert_int_equal(sim(f)->state, SIM_PAUSED);
+}
+
+/* The compatibility blob comes from the host's properties: without it the export fails, the
+ * session fails and the source keeps running its pod. */
+static void test_export_without_compat_blob(void **state)
+{
+        struct fixture *f = *state;
+        struct reply r;
+        start_pod(f);
+        uint64_t before = hcs_fault_calls("hcs.properties");
+        struct hcs_fault_spec fault = {.nth = 1, .error = -EIO};
+        assert_int_equal(hcs_fault_arm("hcs.properties", &fault), 0);
+        assert_int_not_equal(prepare_and_export(f), FERRY_CODE_OK);
+        assert_int_equal(hcs_fault_calls("hcs.properties"), before + 1);
+        roll_back(f);
+        assert_int_equal(sim(f)->state, SIM_RUNNING);
+        Containerd__Task__V2__Status s;
+        assert_int_equal(task_state(L, f->c, "app", &s, NULL), FERRY_CODE_OK);
+        assert_int_equal(s, CONTAINERD__TASK__V2__STATUS__RUNNING);
+        Containerd__Runhcs__Stats__V1__Statistics *st = NULL;
+        assert_int_equal(stats_task(f, "pod", &r, &st), FERRY_CODE_OK);
+        protobuf_c_message_free_unpacked(&st->base, NULL);
+        /* and the next session exports */
+        assert_int_equal(prepare_and_export(f), FERRY_CODE_OK);
+        roll_back(f);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_pause_faults, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_session_gates, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_export_without_compat_blob, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
