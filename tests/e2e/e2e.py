@@ -13,6 +13,16 @@ CASE is one of:
   sigint        SIGINT to a running demo: non-zero exit, no shim left, scratch dir removed
   drop          the migration socket reset by ferryctl's relay after 1 byte, 4160 bytes and half
                 the image, on each side: the source keeps the pod each time
+  cancel-states `ferryctl migrate --stop-after STEP --cancel-side SIDE` at every session state
+                reachable over ttrpc, on each side: the Cancel's answer, the state it landed in
+                (the shim's trace and Task.State), both sessions idle, the source's pod running,
+                nothing on the destination; then one whole migration between the same shims
+  late-create   an annotated CreateTask outside ImportSandbox..PrepareSandbox: FAILED_PRECONDITION,
+                nothing changed, the migration completes
+  second-session  PrepareAndExportSandbox / ImportSandbox of a second session while one is active:
+                FAILED_PRECONDITION at several points; the first completes
+  session-mismatch  every session call with a wrong id on both sides at several points:
+                INVALID_ARGUMENT, nothing changed; the migration completes
   sweep FAULTS ARTIFACTS [--valgrind] [--leak-subset] [--suppressions=FILE]
                 the migration once per fault point (FAULTS: the fault_names program) on each
                 side, once per transport drop point (ferryctl's relay cuts the socket after N
@@ -676,6 +686,514 @@ def case_drop(ctl, shim, failures):
     return 0
 
 
+# ---- session rules through two real shims (issue 7): cancel at every state, a late
+# CreateTask, a second session, mismatched session ids ----------------------------------------
+
+class Shim:
+    """One `ferry-shim serve` with its FSM trace; each new_records() returns the migration
+    machine's records written since the last call, as dicts. Subscribe records are left out:
+    ferryctl opens its notification streams without waiting, so one may land at any time."""
+
+    def __init__(self, shim, tmp, name, memory_mb=8):
+        self.sock = os.path.join(tmp, name + ".sock")
+        self.trace = os.path.join(tmp, name + ".trace")
+        self.name, self.offset = name, 0
+        self.log = open(os.path.join(tmp, name + ".log"), "w")
+        self.p = subprocess.Popen([shim, "serve", "--address", self.sock, "--trace", self.trace,
+                                   "--memory-mb", str(memory_mb)],
+                                  stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.ready = self.p.stdout.readline().strip() == "unix://" + self.sock
+
+    def new_records(self):
+        recs = []
+        try:
+            with open(self.trace) as f:
+                f.seek(self.offset)
+                text = f.read()
+                self.offset = f.tell()
+        except OSError:
+            return recs
+        for line in text.splitlines():
+            w = line.split()
+            if len(w) == 10 and w[0] == "fsm1" and w[1] == "migration" and \
+                    w[5] != "subscribe":
+                recs.append({"from": w[4], "event": w[5], "to": w[6], "result": w[7],
+                             "errno": int(w[8])})
+        return recs
+
+    def stop(self):
+        rc = stop_shim(self.p)
+        self.log.close()
+        return rc
+
+
+class Ctl:
+    """ferryctl calls against the shims of one test, each answer recorded."""
+
+    def __init__(self, ctl, failures):
+        self.ctl, self.failures = ctl, failures
+
+    def run(self, sock, *args):
+        r = subprocess.run([self.ctl, "--address", sock] + list(args), capture_output=True,
+                           text=True, timeout=30)
+        return r.returncode, r.stdout + r.stderr
+
+    def ok(self, sock, *args):
+        rc, text = self.run(sock, *args)
+        expect(rc == 0, "%s: exit %d: %s" % (" ".join(args), rc, text), self.failures)
+        return text
+
+    def refused(self, sock, code, *args, says=None):
+        """The call fails with the gRPC code `code` (and the message contains says)."""
+        rc, text = self.run(sock, *args)
+        expect(rc == 1 and (": %s: " % code) in text,
+               "%s: want %s, got exit %d: %s" % (" ".join(args), code, rc, text.strip()),
+               self.failures)
+        if says is not None:
+            expect(says in text, "%s: %r not in %r" % (" ".join(args), says, text), self.failures)
+        return text
+
+    def session_state(self, sock, task):
+        """The session's state as the shim says it: Task.State on a known task is refused with
+        "(state: X)" while a session exists and answered when it is idle (§B.7)."""
+        rc, text = self.run(sock, "task", "state", task)
+        if rc == 0:
+            return "idle"
+        if "(state: " in text:
+            return text.split("(state: ", 1)[1].split(")", 1)[0]
+        return "unknown: " + text.strip()
+
+    def task_pid(self, sock, task):
+        """The pid of a running task, or None when it is not running."""
+        rc, text = self.run(sock, "task", "state", task)
+        if rc == 0 and ": running (pid " in text:
+            return int(text.split("(pid ", 1)[1].split(")", 1)[0])
+        return None
+
+
+SOURCE_TASKS = ("t1", "t2")
+
+
+def source_pod(c, sock):
+    """A running pod with two tasks on the shim at sock; returns {task: pid}."""
+    c.ok(sock, "sandbox", "create", "p1")
+    c.ok(sock, "sandbox", "start", "p1")
+    pids = {}
+    for t in SOURCE_TASKS:
+        c.ok(sock, "task", "create", t)
+        out = c.ok(sock, "task", "start", t)
+        pids[t] = int(out.split("pid ")[-1].rstrip(")\n")) if "pid " in out else None
+    return pids
+
+
+def check_source_runs(c, sock, pids, label):
+    """The source kept its pod: every task runs with its pid (which also proves the session
+    is idle: Task.State is refused during a session) and the sandbox is ready."""
+    for t, pid in pids.items():
+        got = c.task_pid(sock, t)
+        expect(got is not None and got == pid, "%s: source task %s not running with pid %s "
+               "(now %s)" % (label, t, pid, got), c.failures)
+    rc, text = c.run(sock, "sandbox", "status")
+    expect(rc == 0 and ": ready" in text, "%s: source sandbox: %s" % (label, text.strip()),
+           c.failures)
+
+
+def check_destination_idle(c, sock, tasks, label):
+    """Nothing runs on the destination: no task running, the sandbox not ready (or none)."""
+    for t in tasks:
+        expect(c.task_pid(sock, t) is None, "%s: destination task %s runs" % (label, t),
+               c.failures)
+    rc, text = c.run(sock, "sandbox", "status")
+    expect(not (rc == 0 and ": ready" in text), "%s: destination sandbox is ready: %s" % (
+        label, text.strip()), c.failures)
+
+
+def migrate_cmd(ctl, a, b, session, tmp, extra):
+    return [ctl, "migrate", "--source", a, "--destination", b, "--container", "t1=t1-moved",
+            "--container", "t2", "--session", session, "--bundle-dir", tmp, "--transport",
+            "unix", "--timeout", "20", "--json"] + extra
+
+
+def fresh_migration(c, a, b, pids, tmp, label):
+    """A whole migration between a and b must succeed: the tasks run on b with the source's
+    pids, the source's sandbox is stopped, both sessions end idle."""
+    r = subprocess.run(migrate_cmd(c.ctl, a.sock, b.sock, "fresh", tmp, []),
+                       capture_output=True, text=True, timeout=60)
+    s = summary(r.stdout)
+    expect(r.returncode == 0 and s is not None and s["succeeded"],
+           "%s: migration failed: exit %d %s %s" % (label, r.returncode, s, r.stderr[-2000:]),
+           c.failures)
+    for src, dst in (("t1", "t1-moved"), ("t2", "t2")):
+        got = c.task_pid(b.sock, dst)
+        expect(got == pids[src], "%s: destination %s pid %s, source's was %s" % (
+            label, dst, got, pids[src]), c.failures)
+    rc, text = c.run(a.sock, "sandbox", "status")
+    expect(": stopped" in text, "%s: source sandbox after migrating: %s" % (label, text),
+           c.failures)
+    for sh in (a, b):
+        recs = sh.new_records()
+        expect(recs and recs[-1]["to"] == "idle", "%s: %s session ends in %s" % (
+            label, sh.name, recs[-1]["to"] if recs else "(no record)"), c.failures)
+    return s
+
+
+# (stop point, side cancelled, the state Cancel must land in on that side, Cancel's answer)
+# The answers (docs/migration.md, "Cancel"; migration_service.md §A.3, §A.4 Cancel):
+#   OK where a migration was in progress or no host system exists yet (destination_imported);
+#   UNKNOWN ("already in progress") where the host has nothing left to abort: a destination
+#     system created but never started, or a transfer that already completed; the session is
+#     cancelled all the same (HCS_E_INVALID_STATE ⇒ Cancelled, the error still reported);
+#   INVALID_ARGUMENT on an idle side: the caller's session id is not the idle one ("").
+# source_prepared is not reachable over ttrpc: PrepareAndExportSandbox prepares and exports in
+# one call (tests/migration/test_session.c covers it in process).
+CANCEL_CASES = [
+    ("export", "source", "source_exported", "OK"),
+    ("transfer-requested", "source", "socket_waiting", "OK"),
+    ("socket-source", "source", "socket_ready", "OK"),
+    ("transfer-source", "source", "transferring", "OK"),
+    ("transfer-completed", "source", "transfer_completed", "UNKNOWN"),
+    ("import", "destination", "destination_imported", "OK"),
+    ("patch", "destination", "destination_imported", "OK"),
+    ("prepare", "destination", "destination_prepared", "UNKNOWN"),
+    ("transfer-requested", "destination", "socket_waiting", "UNKNOWN"),
+    ("socket", "destination", "socket_ready", "UNKNOWN"),
+    ("transfer-destination", "destination", "transferring", "OK"),
+    ("transfer-completed", "destination", "transfer_completed", "UNKNOWN"),
+    ("socket", "both", "socket_ready", None),
+    ("transfer-completed", "both", "transfer_completed", None),
+    # last: the destination is left untouched, so the final migration uses the same two shims
+    ("export", "destination", "idle", "INVALID_ARGUMENT"),
+]
+BOTH_ANSWERS = {"socket": {"source": "OK", "destination": "UNKNOWN"},
+                "transfer-completed": {"source": "UNKNOWN", "destination": "UNKNOWN"}}
+
+
+def check_cancel_trace(recs, state, code, label, failures):
+    """The side's first Cancel landed in `state` (the shim's own record of it), and the session
+    then ended cancelled (not failed) and, after the rollback, idle."""
+    cancels = [r for r in recs if r["event"] == "cancel"]
+    if not cancels:
+        return failures.append("%s: no cancel in the trace" % label)
+    first = cancels[0]
+    expect(first["from"] == state, "%s: Cancel landed in %s, not %s" % (label, first["from"],
+                                                                        state), failures)
+    if code == "INVALID_ARGUMENT":
+        expect(first["result"] == "rejected" and first["errno"] == -22 and first["to"] == state,
+               "%s: idle Cancel: %s" % (label, first), failures)
+    else:
+        after = recs[recs.index(first):]
+        expect(any(r["to"] == "cancelled" for r in after) and
+               not any(r["to"] == "failed" for r in after),
+               "%s: the session did not end cancelled: %s" % (label, after), failures)
+    if recs:
+        expect(recs[-1]["to"] == "idle", "%s: the session ends in %s, not idle" % (
+            label, recs[-1]["to"]), failures)
+
+
+def case_cancel_states(ctl, shim, failures):
+    """Cancel at every session state reachable over ttrpc, on each side, through
+    `ferryctl migrate --stop-after STEP --cancel-side SIDE`. One source shim serves every case
+    (its pod must survive them all); each case gets a fresh destination (an imported shim is
+    spent, as containerd would start a new one). Then one whole migration between the source
+    and the last destination proves nothing was left behind."""
+    import tempfile
+    c = Ctl(ctl, failures)
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="ferry-cancel-states-") as tmp:
+        a = Shim(shim, tmp, "source")
+        dests = []
+        try:
+            expect(a.ready, "source shim not ready", failures)
+            pids = source_pod(c, a.sock)
+            a.new_records()
+            for i, (stop, side, state, code) in enumerate(CANCEL_CASES):
+                label = "cancel at %s/%s (%s)" % (state, side, stop)
+                before = len(failures)
+                b = Shim(shim, tmp, "dest%d" % i)
+                dests.append(b)
+                expect(b.ready, "%s: destination shim not ready" % label, failures)
+                tc = time.monotonic()
+                r = subprocess.run(migrate_cmd(ctl, a.sock, b.sock, "cs-%d" % i, tmp,
+                                               ["--stop-after", stop, "--cancel-side", side]),
+                                   capture_output=True, text=True, timeout=60)
+                s = summary(r.stdout)
+                expect(r.returncode == 0 and s is not None, "%s: exit %d: %s %s" % (
+                    label, r.returncode, r.stdout[-1500:], r.stderr[-1500:]), failures)
+                s = s or {}
+                expect(s.get("stopped_after") == stop and s.get("cancelled") and
+                       s.get("rolled_back") and not s.get("succeeded"),
+                       "%s: summary %s" % (label, s), failures)
+                recs = {"source": a.new_records(), "destination": b.new_records()}
+                for sd in (("source", "destination") if side == "both" else (side,)):
+                    want = code or BOTH_ANSWERS[stop][sd]
+                    rep = s.get("cancel", {}).get(sd, {})
+                    expect(rep.get("code") == want, "%s: %s Cancel answered %s, want %s" % (
+                        label, sd, rep, want), failures)
+                    # what the shim said right before Cancel; a destination that knows no task
+                    # yet (idle, or imported and unpatched) cannot say it: its trace does
+                    if not (sd == "destination" and stop in ("export", "import")):
+                        expect(rep.get("state") == state, "%s: %s was in %s before Cancel" % (
+                            label, sd, rep.get("state")), failures)
+                    check_cancel_trace(recs[sd], state, want, "%s: %s" % (label, sd), failures)
+                # the side not named was cancelled by the rollback; both end idle
+                for sd in ("source", "destination"):
+                    if recs[sd]:
+                        expect(recs[sd][-1]["to"] == "idle", "%s: %s ends in %s" % (
+                            label, sd, recs[sd][-1]["to"]), failures)
+                expect(s.get("state_after", {}).get("source") == "idle",
+                       "%s: source session after: %s" % (label, s.get("state_after")), failures)
+                check_source_runs(c, a.sock, pids, label)
+                check_destination_idle(c, b.sock, ("t1-moved", "t2"), label)
+                if stop == "export" and side == "destination":
+                    # the idle destination: the documented no-ops and the session-id rule
+                    c.ok(b.sock, "migration", "cancel")
+                    c.ok(b.sock, "migration", "cleanup", "--session", "cs-%d" % i)
+                    c.refused(b.sock, "INVALID_ARGUMENT", "migration", "cancel", "--session",
+                              "cs-%d" % i, says="does not match")
+                    expect([r["to"] for r in b.new_records()] == ["idle"] * 3,
+                           "%s: idle calls changed the destination" % label, failures)
+                print("%-60s %s %.2f s" % (label, "FAILED" if len(failures) > before else "ok",
+                                           time.monotonic() - tc), flush=True)
+            # nothing was left behind: a whole migration between the same two shims
+            fresh_migration(c, a, dests[-1], pids, tmp, "fresh migration after the cancels")
+            print("fresh migration after %d cancels: %s" % (
+                len(CANCEL_CASES), "ok" if not failures else "see failures"))
+        finally:
+            expect(a.stop() == 0, "source shim exit", failures)
+            for b in dests:
+                expect(b.stop() == 0, "%s shim exit" % b.name, failures)
+    print("cancel-states: %d cases in %.1f s" % (len(CANCEL_CASES), time.monotonic() - t0))
+    return 0
+
+
+class HeldMigration:
+    """`ferryctl migrate --hold-after P...`: the orchestration waits at each point until told
+    to go on, so calls can be made to the shims while a session is at a known state."""
+
+    def __init__(self, ctl, a, b, session, tmp, holds):
+        extra = []
+        for h in holds:
+            extra += ["--hold-after", h]
+        self.p = subprocess.Popen(migrate_cmd(ctl, a.sock, b.sock, session, tmp, extra),
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        self.out = []
+        # a ferryctl that hangs is killed, so the test fails with what it saw, not a timeout
+        import threading
+        self.watchdog = threading.Timer(25, self.p.kill)
+        self.watchdog.start()
+
+    def wait_held(self):
+        """The point the orchestration holds at, or None when it ended first."""
+        for line in self.p.stdout:
+            self.out.append(line)
+            if line.startswith('{"held"'):
+                return json.loads(line)["held"]
+        return None
+
+    def go_on(self):
+        try:
+            self.p.stdin.write("\n")
+            self.p.stdin.flush()
+        except BrokenPipeError:
+            pass  # ferryctl is gone: finish() reports its exit
+
+    def finish(self):
+        try:
+            out, err = self.p.communicate(timeout=60)  # closes stdin: no more holds
+        except BrokenPipeError:
+            out, err = self.p.communicate(timeout=60)
+        self.watchdog.cancel()
+        self.out.append(out)
+        return self.p.returncode, summary("".join(self.out)), err
+
+
+def with_pod_and_destination(shim, tmp, c):
+    a, b = Shim(shim, tmp, "source"), Shim(shim, tmp, "destination")
+    expect(a.ready and b.ready, "shims not ready", c.failures)
+    pids = source_pod(c, a.sock)
+    return a, b, pids
+
+
+def finish_held(c, m, a, b, pids, label):
+    """The held migration went on and completed: the tasks run on the destination with the
+    source's pids, the source is stopped, both sessions ended idle."""
+    rc, s, err = m.finish()
+    expect(rc == 0 and s is not None and s["succeeded"], "%s: migration exit %d: %s %s" % (
+        label, rc, s, err[-2000:]), c.failures)
+    for src, dst in (("t1", "t1-moved"), ("t2", "t2")):
+        got = c.task_pid(b.sock, dst)
+        expect(got == pids[src], "%s: destination %s pid %s, source's %s" % (
+            label, dst, got, pids[src]), c.failures)
+    rc, text = c.run(a.sock, "sandbox", "status")
+    expect(": stopped" in text, "%s: source sandbox: %s" % (label, text.strip()), c.failures)
+    for sh in (a, b):
+        recs = sh.new_records()
+        expect(recs and recs[-1]["to"] == "idle", "%s: %s session ends in %s" % (
+            label, sh.name, recs[-1]["to"] if recs else "(no record)"), c.failures)
+
+
+def annotated_bundle(tmp, name, source_id):
+    d = os.path.join(tmp, name)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump({"ociVersion": "1.1.0", "annotations": {
+            "io.microsoft.migration.source-container-id": source_id,
+            "io.kubernetes.cri.sandbox-id": "p1"}}, f)
+    return d
+
+
+def case_late_create(ctl, shim, failures):
+    """CreateTask carrying the source-container-id annotation outside the ImportSandbox ..
+    PrepareSandbox window is refused with FAILED_PRECONDITION and changes nothing: before the
+    import, after PrepareSandbox (the migration then completes unchanged) and after the
+    migration (the migrated task keeps running)."""
+    import tempfile
+    c = Ctl(ctl, failures)
+    with tempfile.TemporaryDirectory(prefix="ferry-late-create-") as tmp:
+        a, b, pids = with_pod_and_destination(shim, tmp, c)
+        try:
+            late = annotated_bundle(tmp, "late", "t1")
+            unknown = annotated_bundle(tmp, "unknown", "nosuch")
+            c.refused(b.sock, "FAILED_PRECONDITION", "task", "create", "t1-late", "--bundle",
+                      late, says="patch_container not valid in state idle")
+            m = HeldMigration(ctl, a, b, "late-1", tmp, ["prepare"])
+            expect(m.wait_held() == "prepare", "the migration did not hold after prepare",
+                   failures)
+            b.new_records()
+            before = c.session_state(b.sock, "t1-moved")
+            expect(before == "destination_prepared", "destination in %s" % before, failures)
+            for bundle in (late, unknown):
+                c.refused(b.sock, "FAILED_PRECONDITION", "task", "create", "t1-late",
+                          "--bundle", bundle,
+                          says="patch_container not valid in state destination_prepared")
+            recs = b.new_records()
+            expect([(r["from"], r["event"], r["to"], r["result"]) for r in recs] ==
+                   [("destination_prepared", "patch_container", "destination_prepared",
+                     "rejected")] * 2, "late patches in the trace: %s" % recs, failures)
+            expect(c.session_state(b.sock, "t1-moved") == before,
+                   "the late CreateTask moved the destination", failures)
+            c.refused(b.sock, "NOT_FOUND", "task", "state", "t1-late")
+            m.go_on()
+            finish_held(c, m, a, b, pids, "late-create")
+            c.refused(b.sock, "FAILED_PRECONDITION", "task", "create", "t1-late", "--bundle",
+                      late, says="patch_container not valid in state idle")
+            expect(c.task_pid(b.sock, "t1-moved") == pids["t1"],
+                   "the migrated task stopped after a late CreateTask", failures)
+            c.refused(b.sock, "NOT_FOUND", "task", "state", "t1-late")
+        finally:
+            expect(a.stop() == 0, "source shim exit", failures)
+            expect(b.stop() == 0, "destination shim exit", failures)
+    return 0
+
+
+def case_second_session(ctl, shim, failures):
+    """A second session while one is active is refused with FAILED_PRECONDITION on each side
+    (PrepareAndExportSandbox on the source, ImportSandbox with a real snapshot on the
+    destination) at several points of the first, which is unaffected and completes."""
+    import tempfile
+    c = Ctl(ctl, failures)
+    with tempfile.TemporaryDirectory(prefix="ferry-second-session-") as tmp:
+        a, b, pids = with_pod_and_destination(shim, tmp, c)
+        other = Shim(shim, tmp, "other")
+        try:
+            # a valid snapshot of another pod, so only the active session can refuse it
+            expect(other.ready, "third shim not ready", failures)
+            source_pod(c, other.sock)
+            snap = os.path.join(tmp, "other.snap")
+            c.ok(other.sock, "migration", "prepare-export", "--session", "other", "--out", snap)
+            holds = ["export", "patch", "socket", "transfer-completed"]
+            m = HeldMigration(ctl, a, b, "first", tmp, holds)
+            for h in holds:
+                expect(m.wait_held() == h, "the migration did not hold after %s" % h, failures)
+                a.new_records()
+                b.new_records()
+                src_state = c.session_state(a.sock, "t1")
+                dst_state = c.session_state(b.sock, "t1-moved") if h != "export" else "idle"
+                c.refused(a.sock, "FAILED_PRECONDITION", "migration", "prepare-export",
+                          "--session", "second", says="a migration session is active (%s)" %
+                          src_state)
+                if h != "export":
+                    c.refused(b.sock, "FAILED_PRECONDITION", "migration", "import",
+                              "--session", "second", "--sandbox-id", "p2", "--config", snap,
+                              says="a migration session is active (%s)" % dst_state)
+                    # the same id again is a second session too
+                    c.refused(b.sock, "FAILED_PRECONDITION", "migration", "import",
+                              "--session", "first", "--sandbox-id", "p1", "--config", snap)
+                for sh, st, task in ((a, src_state, "t1"), (b, dst_state, "t1-moved")):
+                    recs = sh.new_records()
+                    expect(all(r["result"] == "rejected" and r["from"] == r["to"] == st
+                               for r in recs), "%s: %s trace after the second session: %s" % (
+                                   h, sh.name, recs), failures)
+                    if sh is a or h != "export":
+                        expect(c.session_state(sh.sock, task) == st,
+                               "%s: %s left %s" % (h, sh.name, st), failures)
+                print("second session refused at %s (source %s, destination %s)" % (
+                    h, src_state, dst_state))
+                m.go_on()
+            finish_held(c, m, a, b, pids, "second-session")
+            # the other shim's session is wound down with raw calls: its pod still runs
+            c.ok(other.sock, "migration", "cancel", "--session", "other")
+            c.ok(other.sock, "migration", "finalize", "--action", "resume", "--session", "other")
+            c.ok(other.sock, "migration", "cleanup", "--session", "other")
+            expect(c.task_pid(other.sock, "t1") is not None, "the other pod stopped", failures)
+        finally:
+            for sh in (a, b, other):
+                expect(sh.stop() == 0, "%s shim exit" % sh.name, failures)
+    return 0
+
+
+# Calls that name a session: each with a wrong id must be refused with INVALID_ARGUMENT
+# (migration_service.md §A.3) and change nothing.
+MISMATCH_CALLS = [
+    ["prepare"], ["transfer"], ["finalize", "--action", "resume"],
+    ["finalize", "--action", "stop"], ["cancel"], ["cleanup"],
+    ["socket", "--info", "ferry-socket-v1 token=" + "0" * 32],
+]
+
+
+def case_session_mismatch(ctl, shim, failures):
+    """Every session call with a wrong session id, on both sides at several points of a
+    migration: INVALID_ARGUMENT, the state unchanged (trace and Task.State), and the
+    migration then completes with the right id."""
+    import tempfile
+    c = Ctl(ctl, failures)
+    with tempfile.TemporaryDirectory(prefix="ferry-session-mismatch-") as tmp:
+        a, b, pids = with_pod_and_destination(shim, tmp, c)
+        try:
+            holds = ["export", "patch", "prepare", "socket", "transfer-completed"]
+            m = HeldMigration(ctl, a, b, "right", tmp, holds)
+            n = 0
+            for h in holds:
+                expect(m.wait_held() == h, "the migration did not hold after %s" % h, failures)
+                sides = [(a, "t1")] + ([(b, "t1-moved")] if h != "export" else [])
+                for sh, task in sides:
+                    sh.new_records()
+                    st = c.session_state(sh.sock, task)
+                    for call in MISMATCH_CALLS:
+                        c.refused(sh.sock, "INVALID_ARGUMENT", "migration", call[0],
+                                  "--session", "wrong", *call[1:],
+                                  says="session id does not match the active session")
+                        n += 1
+                    recs = sh.new_records()
+                    expect(len(recs) == len(MISMATCH_CALLS) and
+                           all(r["result"] == "rejected" and r["errno"] == -22 and
+                               r["from"] == r["to"] == st for r in recs),
+                           "%s: %s trace: %s" % (h, sh.name, recs), failures)
+                    expect(c.session_state(sh.sock, task) == st, "%s: %s moved from %s" % (
+                        h, sh.name, st), failures)
+                print("wrong session id refused at %s: %s" % (
+                    h, ", ".join("%s %s" % (sh.name, c.session_state(sh.sock, t))
+                                 for sh, t in sides)))
+                m.go_on()
+            finish_held(c, m, a, b, pids, "session-mismatch")
+            print("session-mismatch: %d wrong-id calls refused" % n)
+        finally:
+            expect(a.stop() == 0, "source shim exit", failures)
+            expect(b.stop() == 0, "destination shim exit", failures)
+    return 0
+
+
 def shutil_which(name):
     import shutil
     return shutil.which(name)
@@ -690,8 +1208,11 @@ def main(argv):
         sys.exit(__doc__)
     ctl, shim, case = argv[1], argv[2], argv[3]
     failures = []
-    cases = {"cli": case_cli, "migrate-cli": case_migrate_cli, "demo": case_demo, "cancel": case_cancel, "kill-dest": case_kill_dest,
-             "sigint": case_sigint, "drop": case_drop}
+    cases = {"cli": case_cli, "migrate-cli": case_migrate_cli, "demo": case_demo,
+             "cancel": case_cancel, "kill-dest": case_kill_dest,
+             "sigint": case_sigint, "drop": case_drop, "cancel-states": case_cancel_states,
+             "late-create": case_late_create, "second-session": case_second_session,
+             "session-mismatch": case_session_mismatch}
     if case == "sweep":
         global SUPPRESSIONS
         opts = argv[6:]

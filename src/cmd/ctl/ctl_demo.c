@@ -28,6 +28,16 @@
 #define BUSY_DIRTY_PAGES_RATE "25000"
 
 static const char *const demo_containers[2] = {"web", "worker"};
+/* A short-lived task the pod runs before the migration: it holds what cannot migrate (a Plan9
+ * share of a host directory and an assigned vPCI device, controllers.md §8.7, §9.5), so it
+ * ends before the pod moves. */
+#define JOB_ID "setup-job"
+/* The pod's network namespace (the sandbox's OCI spec names it; the shim adds its NIC) and
+ * the assigned device of the job (instance id / virtual function). */
+#define DEMO_NETNS   "/var/run/netns/" SANDBOX_ID
+#define DEMO_DEVICE  "PCI/VEN_1AF4&DEV_1041/1"
+#define EXEC_ID      "probe"
+#define CALL_RETRIES 3 /* an armed fault fails one call: the demo's teardown retries */
 
 /* What the command line asked for. */
 struct demo_opts {
@@ -219,10 +229,44 @@ static void pod_disconnect(struct pod_conn *pc)
         (void)uv_loop_close(&pc->loop);
 }
 
+/* The OCI spec's extra members per task: the sandbox names its network namespace, the job
+ * bind-mounts a host directory (a Plan9 share) and is assigned a device (vPCI). */
+static int bundle_extra(struct demo *d, const char *id, char *buf, size_t size)
+{
+        char shared[PATH_MAX];
+
+        if (strcmp(id, SANDBOX_ID) == 0)
+                return ferry_bprintf(buf, size,
+                                     ",\"linux\":{\"namespaces\":[{\"type\":\"network\","
+                                     "\"path\":\"%s\"}]}",
+                                     DEMO_NETNS) < 0
+                           ? -ENAMETOOLONG
+                           : 0;
+        buf[0] = '\0';
+        if (strcmp(id, JOB_ID) != 0)
+                return 0;
+        if (ferry_bprintf(shared, sizeof(shared), "%s/shared", d->dir) < 0)
+                return -ENAMETOOLONG;
+        if (mkdir(shared, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        return ferry_bprintf(buf, size,
+                             ",\"mounts\":[{\"type\":\"bind\",\"source\":\"%s\","
+                             "\"destination\":\"/shared\",\"options\":[\"rbind\",\"ro\"]}],"
+                             "\"windows\":{\"devices\":[{\"id\":\"%s\","
+                             "\"idType\":\"vpci-instance-id\"}]}",
+                             shared, DEMO_DEVICE) < 0
+                   ? -ENAMETOOLONG
+                   : 0;
+}
+
 static int make_bundle(struct demo *d, const char *side, const char *id, char *ret)
 {
-        char path[PATH_MAX];
+        char path[PATH_MAX], extra[2 * PATH_MAX];
         FILE *f;
+        int r = bundle_extra(d, id, extra, sizeof(extra));
+
+        if (r < 0)
+                return r;
 
         if (ferry_bprintf(ret, PATH_MAX, "%s/bundles-%s", d->dir, side) < 0)
                 return -ENAMETOOLONG;
@@ -238,9 +282,88 @@ static int make_bundle(struct demo *d, const char *side, const char *id, char *r
                 return -errno;
         fprintf(f,
                 "{\"ociVersion\":\"1.1.0\",\"process\":{\"args\":[\"/bin/%s\"]},"
-                "\"annotations\":{\"io.kubernetes.cri.sandbox-id\":\"%s\"}}\n",
-                id, SANDBOX_ID);
+                "\"annotations\":{\"io.kubernetes.cri.sandbox-id\":\"%s\"}%s}\n",
+                id, SANDBOX_ID, extra);
         return fclose(f) == 0 ? 0 : -EIO;
+}
+
+/* Creates task id on a rootfs: a read-only layer <dir>/layers/<base>/layer.vhd and a scratch
+ * <dir>/layers/<id>/sandbox.vhdx, which the shim attaches over SCSI. */
+static int create_task(struct demo *d, struct pod_conn *pc, const char *id, const char *bundle,
+                       const char *base, uint32_t *ret_pid)
+{
+        char source[PATH_MAX], parents[PATH_MAX + 8];
+
+        if (ferry_bprintf(source, sizeof(source), "%s/layers/%s", d->dir, id) < 0 ||
+            ferry_bprintf(parents, sizeof(parents), "[\"%s/layers/%s\"]", d->dir, base) < 0) {
+                ctl_error_set(&pc->err, -ENAMETOOLONG, "layer paths too long");
+                return -ENAMETOOLONG;
+        }
+        return ctl_task_create_rootfs(&pc->conn, id, bundle, source, parents, ret_pid, &pc->err);
+}
+
+/* Retries a call an armed fault may fail once; NOT_FOUND (already done) ends the retries. */
+#define RETRY(pc, call)                                                                            \
+        ({                                                                                         \
+                int _r = -EIO;                                                                     \
+                for (int _i = 0; _i < CALL_RETRIES && _r < 0; _i++) {                              \
+                        _r = (call);                                                               \
+                        if (_r < 0 && (pc)->err.code == FERRY_CODE_NOT_FOUND)                      \
+                                break;                                                             \
+                }                                                                                  \
+                _r;                                                                                \
+        })
+
+/* Kills (if running), waits for and deletes task id: the guest signals and deletes the
+ * container and the shim releases its devices. */
+static int end_task(struct demo *d, struct pod_conn *pc, const char *side, const char *id,
+                    uint32_t sig)
+{
+        uint32_t status = 0;
+        int st = 0, r = ctl_task_state(&pc->conn, id, &st, NULL, &pc->err);
+
+        if (r == 0 && st == TASK_RUNNING) {
+                r = RETRY(pc, ctl_proc_kill(&pc->conn, id, NULL, sig, &pc->err));
+                if (r < 0 && pc->err.code == FERRY_CODE_NOT_FOUND)
+                        r = 0; /* it finished meanwhile */
+                if (r == 0)
+                        r = ctl_proc_wait(&pc->conn, id, NULL, &status, &pc->err);
+                if (r == 0)
+                        step(d, "teardown: %s container %s killed (signal %u), exit status %u",
+                             side, id, sig, status);
+        }
+        if (r == 0)
+                r = RETRY(pc, ctl_proc_delete(&pc->conn, id, NULL, &status, &pc->err));
+        if (r == 0)
+                step(d, "teardown: %s container %s deleted, its devices released", side, id);
+        return r;
+}
+
+/* The job: a task with a Plan9 bind mount and an assigned vPCI device besides its layers;
+ * it runs, is stopped and deleted (its share and device leave the VM) before the migration. */
+static int run_job(struct demo *d, struct pod_conn *pc)
+{
+        char bundle[PATH_MAX];
+        uint32_t pid = 0;
+        int r = make_bundle(d, "source", JOB_ID, bundle);
+
+        if (r < 0) {
+                ctl_error_set(&pc->err, r, "bundle %s: %s", JOB_ID, strerror(-r));
+        } else {
+                r = create_task(d, pc, JOB_ID, bundle, "job-base", &pid);
+                if (r == 0)
+                        r = ctl_task_start(&pc->conn, JOB_ID, &pid, &pc->err);
+        }
+        if (r == 0)
+                step(d,
+                     "source task %s running (pid %u) with a Plan9 share of %s/shared and "
+                     "vPCI device %s",
+                     JOB_ID, pid, d->dir, DEMO_DEVICE);
+        if (r == 0)
+                r = end_task(d, pc, "source", JOB_ID, SIGTERM);
+        if (r < 0)
+                ctl_error_print(&pc->err, "demo: " JOB_ID);
+        return r;
 }
 
 /* The pod on the source: a sandbox VM and its containers, all running. */
@@ -259,7 +382,8 @@ static int create_pod(struct demo *d, struct pod_conn *pc)
                 ctl_error_print(&pc->err, "demo: source sandbox");
                 return r;
         }
-        step(d, "source sandbox %s running", SANDBOX_ID);
+        step(d, "source sandbox %s running; network namespace %s with its NIC in the guest",
+             SANDBOX_ID, DEMO_NETNS);
         for (size_t i = 0; i < ARRAY_SIZE(demo_containers) && r == 0; i++) {
                 const char *id = demo_containers[i];
 
@@ -268,7 +392,7 @@ static int create_pod(struct demo *d, struct pod_conn *pc)
                         ctl_error_set(&pc->err, r, "bundle %s: %s", id, strerror(-r));
                         break;
                 }
-                r = ctl_task_create(&pc->conn, id, bundle, &pid, &pc->err);
+                r = create_task(d, pc, id, bundle, "base", &pid);
                 if (r == 0)
                         r = ctl_task_start(&pc->conn, id, &pid, &pc->err);
                 if (r == 0)
@@ -277,6 +401,8 @@ static int create_pod(struct demo *d, struct pod_conn *pc)
         }
         if (r < 0)
                 ctl_error_print(&pc->err, "demo: source containers");
+        if (r == 0)
+                r = run_job(d, pc);
         return r;
 }
 
@@ -519,6 +645,102 @@ static int check_outcome(struct demo *d, const struct ctl_migrate_result *res)
         return 0;
 }
 
+/* Starts exec id in container cid of pc's shim; a start that failed (an armed fault) leaves
+ * a stopped exec, which is deleted before the next attempt under a new id. */
+static int start_exec(struct pod_conn *pc, const char *cid, char *id, size_t size,
+                      uint32_t *ret_pid)
+{
+        static const char *const args[] = {"/bin/sh", "-c", "hostname", NULL};
+        int r = -EIO;
+
+        for (int i = 0; i < CALL_RETRIES && r < 0; i++) {
+                ferry_bprintf(id, size, i ? EXEC_ID "-%d" : EXEC_ID, i + 1);
+                r = ctl_task_exec(&pc->conn, cid, id, args, &pc->err);
+                if (r == 0) {
+                        r = ctl_proc_start(&pc->conn, cid, id, ret_pid, &pc->err);
+                        if (r < 0)
+                                (void)ctl_proc_delete(&pc->conn, cid, id, NULL, &pc->err);
+                }
+        }
+        return r;
+}
+
+/* The migrated pod takes new work on the destination: a process exec'd into a migrated
+ * container runs there, is killed and deleted. */
+static int check_exec(struct demo *d)
+{
+        const char *cid = demo_containers[0];
+        char id[32];
+        struct pod_conn pc;
+        uint32_t pid = 0, status = 0;
+        int r = pod_connect(&pc, &d->dst);
+
+        if (r == 0)
+                r = start_exec(&pc, cid, id, sizeof(id), &pid);
+        if (r == 0) {
+                step(d, "check: exec %s runs in destination container %s (pid %u)", id, cid, pid);
+                r = RETRY(&pc, ctl_proc_kill(&pc.conn, cid, id, SIGKILL, &pc.err));
+        }
+        if (r == 0)
+                r = ctl_proc_wait(&pc.conn, cid, id, &status, &pc.err);
+        if (r == 0 && status != 128 + SIGKILL)
+                ctl_error_set(&pc.err, r = -EBADE, "exec %s ended with %u, not %u", id, status,
+                              128 + SIGKILL);
+        if (r == 0)
+                r = RETRY(&pc, ctl_proc_delete(&pc.conn, cid, id, NULL, &pc.err));
+        if (r == 0)
+                step(d, "check: exec %s killed (exit status %u) and deleted", id, status);
+        else
+                ctl_error_print(&pc.err, "demo: destination exec");
+        pod_disconnect(&pc);
+        return r;
+}
+
+/* The end of the pod on side p: every task is stopped and deleted (the guest deletes its
+ * containers, the shim releases their layers) and the sandbox stops (its NIC leaves the
+ * guest). On a side whose VM already went, the deletes only drop the ended tasks. */
+static int teardown(struct demo *d, struct shim_proc *p)
+{
+        struct pod_conn pc;
+        int r = pod_connect(&pc, p), bad = 0;
+
+        for (size_t i = 0; r == 0 && i < ARRAY_SIZE(demo_containers); i++) {
+                if (end_task(d, &pc, p->name, demo_containers[i], SIGTERM) < 0) {
+                        ctl_error_print(&pc.err, "demo: teardown");
+                        bad++;
+                }
+        }
+        if (r == 0)
+                r = RETRY(&pc, ctl_sandbox_stop(&pc.conn, SANDBOX_ID, &pc.err));
+        if (r == 0)
+                step(d, "teardown: %s sandbox stopped", p->name);
+        else
+                ctl_error_print(&pc.err, "demo: teardown");
+        pod_disconnect(&pc);
+        return r < 0 || bad ? -EBADE : 0;
+}
+
+/* After the outcome was checked: the pod takes an exec where it runs, then ends there (and
+ * the other side's ended tasks are deleted). A fault the sweep armed may leave a step failed;
+ * only an unfaulted run fails for it. */
+static int finish_pod(struct demo *d, const struct ctl_migrate_result *res)
+{
+        bool migrated = res->succeeded || res->resumed_on_destination;
+        int r = migrated ? check_exec(d) : 0;
+
+        if (r < 0)
+                fprintf(stderr, "ferryctl: demo: %s: the exec on the destination failed\n",
+                        faulted(d) ? "note" : "CHECK FAILED");
+        if (teardown(d, migrated ? &d->dst : &d->src) < 0) {
+                fprintf(stderr, "ferryctl: demo: %s: the teardown did not finish\n",
+                        faulted(d) ? "note" : "CHECK FAILED");
+                r = -EBADE;
+        }
+        if (migrated && teardown(d, &d->src) < 0)
+                r = -EBADE;
+        return faulted(d) ? 0 : r;
+}
+
 static int run_demo(struct demo *d, struct ctl_migrate_result *res)
 {
         char bundles[PATH_MAX];
@@ -570,7 +792,7 @@ static int run_demo(struct demo *d, struct ctl_migrate_result *res)
                 fprintf(stderr, "ferryctl: demo: a shim exited during the migration\n");
                 return DEMO_FAILED;
         }
-        if (check_outcome(d, res) < 0)
+        if (check_outcome(d, res) < 0 || finish_pod(d, res) < 0)
                 return DEMO_FAILED;
         if (replay_traces(d) < 0) {
                 fprintf(stderr, "ferryctl: demo: a shim's trace diverges from its spec (a spec "

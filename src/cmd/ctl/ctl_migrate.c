@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -76,6 +77,32 @@ const char *ctl_step_name(size_t i)
         return i < STEP__COUNT ? step_names[i] : NULL;
 }
 
+static const char *const stop_names[CTL_STOP__COUNT] = {
+    [CTL_STOP_EXPORT] = "export",
+    [CTL_STOP_IMPORT] = "import",
+    [CTL_STOP_PATCH] = "patch",
+    [CTL_STOP_PREPARE] = "prepare",
+    [CTL_STOP_TRANSFER_REQUESTED] = "transfer-requested",
+    [CTL_STOP_SOCKET_SOURCE] = "socket-source",
+    [CTL_STOP_SOCKET] = "socket",
+    [CTL_STOP_TRANSFER_DESTINATION] = "transfer-destination",
+    [CTL_STOP_TRANSFER_SOURCE] = "transfer-source",
+    [CTL_STOP_TRANSFER_COMPLETED] = "transfer-completed",
+};
+
+const char *ctl_stop_name(enum ctl_stop st)
+{
+        return st > CTL_STOP_NONE && st < CTL_STOP__COUNT ? stop_names[st] : NULL;
+}
+
+int ctl_stop_parse(const char *name)
+{
+        for (int i = CTL_STOP_NONE + 1; i < CTL_STOP__COUNT; i++)
+                if (strcmp(name, stop_names[i]) == 0)
+                        return i;
+        return -EINVAL;
+}
+
 /* One side of the migration: its connection and what its notifications said. */
 struct side {
         const char *name; /* "source" / "destination" */
@@ -106,6 +133,8 @@ struct mig {
         bool tty;                     /* stdout is a terminal: progress redraws one bar line */
         bool bar_open;                /* the bar line has no newline yet */
         struct ctl_relay *relay;      /* opts->drop_after_bytes: ferryctl relays the transport */
+        bool stopped;                 /* opts->stop_after was reached */
+        bool patched;                 /* the destination knows the containers by their new ids */
 };
 
 static void say(struct mig *m, const char *fmt, ...) _printf_(2, 3);
@@ -379,6 +408,128 @@ static int finalize(struct side *s, FinalizeAction action, unsigned retry, struc
                         NULL, retry, err);
 }
 
+/* ---- stop, hold and cancel points (--stop-after, --hold-after) ------------------------- */
+
+/* The task this side knows the first container by, or NULL without --container. */
+static const char *probe_task(const struct side *s)
+{
+        const struct ctl_migrate_opts *o = s->m->opts;
+        const struct ctl_container_map *c = &o->containers[0];
+
+        if (!o->n_containers)
+                return NULL;
+        if (s == &s->m->dst && s->m->patched && c->destination_id)
+                return c->destination_id;
+        return c->source_id;
+}
+
+/* The session's state on s in the shim's own words: Task.State on a task the shim knows is
+ * refused with "migration session is in progress (state: X)" while a session exists, and
+ * answered when it is idle (migration_service.md §B.7). Anything else is "unknown (CODE)". */
+static void probe_state(struct side *s, char *ret, size_t size)
+{
+        Containerd__Task__V2__StateRequest req = CONTAINERD__TASK__V2__STATE_REQUEST__INIT;
+        Containerd__Task__V2__StateResponse *resp = NULL;
+        const char *id = probe_task(s), *p, *end;
+        struct ctl_error err;
+
+        if (!id || !s->conn.client || s->conn.lost) {
+                (void)ferry_strscpy(ret, "unknown (no task to ask)", size);
+                return;
+        }
+        req.id = (char *)id;
+        if (ctl_call(&s->conn, TASK_SERVICE, "State", &req.base,
+                     &containerd__task__v2__state_response__descriptor,
+                     (ProtobufCMessage **)&resp, &err) == 0) {
+                protobuf_c_message_free_unpacked(&resp->base, NULL);
+                (void)ferry_strscpy(ret, "idle", size);
+                return;
+        }
+        p = err.code == FERRY_CODE_FAILED_PRECONDITION ? strstr(err.message, "(state: ") : NULL;
+        end = p ? strchr(p, ')') : NULL;
+        if (end)
+                (void)snprintf(ret, size, "%.*s", (int)(end - p - 8), p + 8);
+        else
+                (void)snprintf(ret, size, "unknown (%s)", ferry_code_name(err.code));
+}
+
+/* Polls s until its session is in state want or ms pass. Returns 0 or -ETIMEDOUT. */
+static int wait_state(struct side *s, const char *want, uint64_t ms)
+{
+        uint64_t deadline = ferry_now_us() + ms * 1000;
+        char st[48];
+
+        for (;;) {
+                probe_state(s, st, sizeof(st));
+                if (strcmp(st, want) == 0)
+                        return 0;
+                if (ferry_now_us() >= deadline || ctl_interrupted || s->conn.lost)
+                        return -ETIMEDOUT;
+                pause_ms(s->m, 10);
+        }
+}
+
+static bool stop_here(struct mig *m, enum ctl_stop at)
+{
+        if (m->opts->stop_after != at)
+                return false;
+        m->stopped = true;
+        say(m, "stopped after %s as asked", stop_names[at]);
+        return true;
+}
+
+static bool stdin_ready(void)
+{
+        struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+
+        return poll(&p, 1, 0) != 0;
+}
+
+/* --hold-after: tells the caller where the orchestration waits, then serves the streams until
+ * a line (or EOF) arrives on stdin. Returns 0, or -EINTR after a signal (a rollback follows). */
+static int hold(struct mig *m, enum ctl_stop at)
+{
+        char c;
+
+        if (!(m->opts->hold_mask & (1u << at)))
+                return 0;
+        printf("{\"held\":\"%s\",\"session_id\":\"%s\"}\n", stop_names[at], m->res->session_id);
+        fflush(stdout);
+        while (!ctl_interrupted && !stdin_ready())
+                pause_ms(m, 20);
+        while (!ctl_interrupted && read(STDIN_FILENO, &c, 1) == 1 && c != '\n')
+                ;
+        if (!ctl_interrupted)
+                return 0;
+        fail(m, "interrupted by signal %d while held after %s", (int)ctl_interrupted,
+             stop_names[at]);
+        return -EINTR;
+}
+
+/* --stop-after: Cancel on each side asked for, with the state it found the session in. The
+ * answer is reported, not judged: a Cancel the spec refuses is what a test wants to see. */
+static void cancel_at_stop(struct mig *m)
+{
+        struct side *sides[2] = {&m->src, &m->dst};
+        struct ctl_error err;
+
+        for (size_t i = 0; i < 2; i++) {
+                struct ctl_cancel_report *rep = &m->res->cancel[i];
+
+                if (!(m->opts->cancel_sides & (1u << i)))
+                        continue;
+                probe_state(sides[i], rep->state, sizeof(rep->state));
+                rep->sent = true;
+                if (session_call(sides[i], "Cancel", RETRY_UNAVAILABLE, &err) == 0)
+                        err = (struct ctl_error){.code = FERRY_CODE_OK};
+                rep->code = err.code;
+                (void)ferry_strscpy(rep->message, err.message, sizeof(rep->message));
+                say(m, "%s Cancel in %s: %s%s%s", sides[i]->name, rep->state,
+                    ferry_code_name(rep->code), rep->message[0] ? ": " : "", rep->message);
+        }
+        m->cancel_sent = true;
+}
+
 /* ---- the steps -------------------------------------------------------------------------- */
 
 static void step_begin(struct mig *m, enum step st, uint64_t *t)
@@ -535,6 +686,7 @@ static int step_patch(struct mig *m, const char *sandbox_id)
                 say(m, "patched %s -> %s (pid %u)", c->source_id, req.id, resp->pid);
                 protobuf_c_message_free_unpacked(&resp->base, NULL);
         }
+        m->patched = r == 0;
         step_end(m, STEP_PATCH, t);
         return r;
 }
@@ -656,7 +808,9 @@ static int relay_pairs(struct mig *m, int ret_fds[2])
         return 0;
 }
 
-static int step_socket(struct mig *m)
+/* Hands one end of a new transport to each shim; source_only: the source's end only (the
+ * destination's is closed, as a peer that never came). */
+static int step_socket(struct mig *m, bool source_only)
 {
         int fds[2] = {-1, -1};
         struct ctl_error err;
@@ -673,7 +827,7 @@ static int step_socket(struct mig *m)
         r = hand_socket(&m->src, fds[0], &err);
         if (r < 0)
                 fail_err(m, "source CreateDuplicateSocket", &err);
-        else if ((r = hand_socket(&m->dst, fds[1], &err)) < 0)
+        else if (!source_only && (r = hand_socket(&m->dst, fds[1], &err)) < 0)
                 fail_err(m, "destination CreateDuplicateSocket", &err);
         /* each shim holds its own duplicate now; ferryctl's copies must not keep it open */
         close(fds[0]);
@@ -932,7 +1086,9 @@ static int connect_sides(struct mig *m)
         return r;
 }
 
-static int run_steps(struct mig *m, const char *sandbox_id)
+/* The steps up to PrepareSandbox, in the reference's order; each point may hold or stop the
+ * orchestration (--hold-after, --stop-after). Returns 0 or the first failure. */
+static int run_setup(struct mig *m, const char *sandbox_id)
 {
         ProtobufAny *config = NULL;
         int r;
@@ -942,18 +1098,96 @@ static int run_steps(struct mig *m, const char *sandbox_id)
                 return r;
         r = open_notifications(m, &m->src);
         if (r == 0)
+                r = hold(m, CTL_STOP_EXPORT);
+        if (r == 0 && !stop_here(m, CTL_STOP_EXPORT))
                 r = step_import(m, config, sandbox_id);
         protobuf_c_message_free_unpacked(&config->base, NULL);
+        if (r < 0 || m->stopped)
+                return r;
+        r = open_notifications(m, &m->dst);
         if (r == 0)
-                r = open_notifications(m, &m->dst);
+                r = hold(m, CTL_STOP_IMPORT);
+        if (r < 0 || stop_here(m, CTL_STOP_IMPORT))
+                return r;
+        r = step_patch(m, sandbox_id);
         if (r == 0)
-                r = step_patch(m, sandbox_id);
+                r = hold(m, CTL_STOP_PATCH);
+        if (r < 0 || stop_here(m, CTL_STOP_PATCH))
+                return r;
+        r = step_prepare(m);
         if (r == 0)
-                r = step_prepare(m);
+                r = hold(m, CTL_STOP_PREPARE);
+        if (r < 0 || stop_here(m, CTL_STOP_PREPARE))
+                return r;
+        return 0;
+}
+
+/* TransferSandbox on the sides in mask only, for the stop points that leave a transfer
+ * waiting for its peer or for its socket. */
+static int transfer_only(struct mig *m, unsigned mask)
+{
+        struct ctl_error err;
+        int r = 0;
+
+        if (mask & CTL_SIDE_DESTINATION)
+                r = transfer_start(&m->dst, &err);
+        if (r == 0 && (mask & CTL_SIDE_SOURCE))
+                r = transfer_start(&m->src, &err);
+        if (r < 0)
+                fail_err(m, "TransferSandbox", &err);
+        return r;
+}
+
+/* Every step up to the transfer's end. Returns 0 when the transfer succeeded or the
+ * orchestration stopped as asked (m->stopped), else the first failure. */
+static int run_steps(struct mig *m, const char *sandbox_id)
+{
+        enum ctl_stop stop = m->opts->stop_after;
+        int r;
+
+        r = run_setup(m, sandbox_id);
+        if (r < 0 || m->stopped)
+                return r;
+        if (stop == CTL_STOP_TRANSFER_REQUESTED) {
+                r = transfer_only(m, CTL_SIDE_SOURCE | CTL_SIDE_DESTINATION);
+                if (r == 0)
+                        (void)stop_here(m, stop);
+                return r;
+        }
+        r = step_socket(m, stop == CTL_STOP_SOCKET_SOURCE);
         if (r == 0)
-                r = step_socket(m);
-        if (r == 0)
-                r = step_transfer(m);
+                r = hold(m, CTL_STOP_SOCKET);
+        if (r < 0 || stop_here(m, CTL_STOP_SOCKET_SOURCE) || stop_here(m, CTL_STOP_SOCKET))
+                return r;
+        if (stop == CTL_STOP_TRANSFER_DESTINATION || stop == CTL_STOP_TRANSFER_SOURCE) {
+                r = transfer_only(m, stop == CTL_STOP_TRANSFER_SOURCE ? CTL_SIDE_SOURCE
+                                                                      : CTL_SIDE_DESTINATION);
+                /* the side claims transferring when its VM step starts */
+                if (r == 0 &&
+                    wait_state(stop == CTL_STOP_TRANSFER_SOURCE ? &m->src : &m->dst,
+                               "transferring", 5000) < 0) {
+                        fail(m, "the transfer did not start");
+                        r = -ETIMEDOUT;
+                }
+                if (r == 0)
+                        (void)stop_here(m, stop);
+                return r;
+        }
+        r = step_transfer(m);
+        if (r == 0 && (stop == CTL_STOP_TRANSFER_COMPLETED ||
+                       (m->opts->hold_mask & (1u << CTL_STOP_TRANSFER_COMPLETED)))) {
+                /* the source's DONE ends the transfer; the destination may still be taking the
+                 * final records: both must be there before anything is sent */
+                r = wait_state(&m->src, "transfer_completed", 10000);
+                if (r == 0)
+                        r = wait_state(&m->dst, "transfer_completed", 10000);
+                if (r < 0)
+                        fail(m, "the sessions did not reach transfer_completed");
+                if (r == 0)
+                        r = hold(m, CTL_STOP_TRANSFER_COMPLETED);
+                if (r == 0)
+                        (void)stop_here(m, CTL_STOP_TRANSFER_COMPLETED);
+        }
         return r;
 }
 
@@ -1005,9 +1239,16 @@ int ctl_migrate(const struct ctl_migrate_opts *opts, struct ctl_migrate_result *
                 r = source_sandbox_id(&m, sandbox_id, sizeof(sandbox_id));
         if (r == 0)
                 r = run_steps(&m, sandbox_id);
+        if (r == 0 && m.stopped)
+                cancel_at_stop(&m);
         if (m.cancel_sent) {
                 res->cancelled = true;
                 r = rollback(&m);
+                if (m.stopped) {
+                        res->stopped_after = opts->stop_after;
+                        probe_state(&m.src, res->state_after[0], sizeof(res->state_after[0]));
+                        probe_state(&m.dst, res->state_after[1], sizeof(res->state_after[1]));
+                }
         } else if (r == 0) {
                 r = step_finalize(&m);
                 if (r == 0 || m.dst_resumed) {
@@ -1043,6 +1284,33 @@ int ctl_migrate(const struct ctl_migrate_opts *opts, struct ctl_migrate_result *
 
 /* ---- output and command lines --------------------------------------------------------- */
 
+/* --stop-after: "cancel": {side: {state, code, message}} and "state_after": {side: state}. */
+static void add_stop_json(json_object *o, const struct ctl_migrate_result *res)
+{
+        static const char *const side_names[2] = {"source", "destination"};
+        json_object *cancel = json_object_new_object(), *after = json_object_new_object();
+
+        for (size_t i = 0; i < 2; i++) {
+                const struct ctl_cancel_report *rep = &res->cancel[i];
+
+                json_object_object_add(after, side_names[i],
+                                       json_object_new_string(res->state_after[i]));
+                if (!rep->sent)
+                        continue;
+                json_object *c = json_object_new_object();
+
+                json_object_object_add(c, "state", json_object_new_string(rep->state));
+                json_object_object_add(c, "code",
+                                       json_object_new_string(ferry_code_name(rep->code)));
+                json_object_object_add(c, "message", json_object_new_string(rep->message));
+                json_object_object_add(cancel, side_names[i], c);
+        }
+        json_object_object_add(o, "stopped_after",
+                               json_object_new_string(ctl_stop_name(res->stopped_after)));
+        json_object_object_add(o, "cancel", cancel);
+        json_object_object_add(o, "state_after", after);
+}
+
 static void print_summary_json(const struct ctl_migrate_result *res)
 {
         json_object *o = json_object_new_object(), *steps = json_object_new_object();
@@ -1077,6 +1345,8 @@ static void print_summary_json(const struct ctl_migrate_result *res)
         }
         if (res->failure[0])
                 json_object_object_add(o, "failure", json_object_new_string(res->failure));
+        if (res->stopped_after)
+                add_stop_json(o, res);
         printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
         json_object_put(o);
 }
@@ -1093,6 +1363,8 @@ void ctl_migrate_print_summary(const struct ctl_migrate_result *res, bool json)
                 return;
         }
         printf("\nsession %s: %s\n", res->session_id, outcome);
+        if (res->stopped_after)
+                printf("  stopped after %s as asked\n", ctl_stop_name(res->stopped_after));
         for (size_t i = 0; i < STEP__COUNT; i++)
                 if (res->step_us[i])
                         printf("  %-30s %9.1f ms\n", step_names[i], (double)res->step_us[i] / 1e3);
@@ -1111,6 +1383,16 @@ void ctl_migrate_print_summary(const struct ctl_migrate_result *res, bool json)
                        res->transport_dropped ? ", then dropped" : "");
         if (res->failure[0])
                 printf("  failure: %s\n", res->failure);
+        for (size_t i = 0; res->stopped_after && i < 2; i++) {
+                const struct ctl_cancel_report *rep = &res->cancel[i];
+
+                if (rep->sent)
+                        printf("  %s Cancel in %s: %s%s%s\n", i ? "destination" : "source",
+                               rep->state, ferry_code_name(rep->code),
+                               rep->message[0] ? ": " : "", rep->message);
+                printf("  %s session after the rollback: %s\n", i ? "destination" : "source",
+                       res->state_after[i]);
+        }
         fflush(stdout);
 }
 
@@ -1154,8 +1436,40 @@ static void migrate_usage(FILE *f)
             "usage: ferryctl migrate --source SOCK --destination SOCK [--container SRC[=DST]]...\n"
             "         [--session ID] [--sandbox-id ID] [--bundle-dir DIR] [--transport tcp|unix]\n"
             "         [--timeout SECONDS] [--cancel-after-pass N]\n"
+            "         [--stop-after STEP [--cancel-side source|destination|both|none]]\n"
+            "         [--hold-after STEP]...\n"
             "         [--drop-transport-after N[k|m][:source|:destination|:both]] [--json] "
-            "[--quiet]\n");
+            "[--quiet]\n"
+            "STEP: export, import, patch, prepare, transfer-requested, socket-source, socket,\n"
+            "      transfer-destination, transfer-source, transfer-completed (--hold-after:\n"
+            "      export, import, patch, prepare, socket, transfer-completed)\n");
+}
+
+static int parse_side(const char *arg, unsigned *ret)
+{
+        if (strcmp(arg, "source") == 0)
+                *ret = CTL_SIDE_SOURCE;
+        else if (strcmp(arg, "destination") == 0)
+                *ret = CTL_SIDE_DESTINATION;
+        else if (strcmp(arg, "both") == 0)
+                *ret = CTL_SIDE_SOURCE | CTL_SIDE_DESTINATION;
+        else if (strcmp(arg, "none") == 0)
+                *ret = 0;
+        else
+                return -EINVAL;
+        return 0;
+}
+
+/* The points of the normal path, where a hold does not change the orchestration. */
+static int parse_hold(const char *arg, unsigned *mask)
+{
+        int st = ctl_stop_parse(arg);
+
+        if (st != CTL_STOP_EXPORT && st != CTL_STOP_IMPORT && st != CTL_STOP_PATCH &&
+            st != CTL_STOP_PREPARE && st != CTL_STOP_SOCKET && st != CTL_STOP_TRANSFER_COMPLETED)
+                return -EINVAL;
+        *mask |= 1u << st;
+        return 0;
 }
 
 int ctl_migrate_main(int argc, char **argv)
@@ -1171,12 +1485,16 @@ int ctl_migrate_main(int argc, char **argv)
             {"timeout", required_argument, NULL, 'T'},
             {"cancel-after-pass", required_argument, NULL, 'C'},
             {"drop-transport-after", required_argument, NULL, 'D'},
+            {"stop-after", required_argument, NULL, 'P'},
+            {"cancel-side", required_argument, NULL, 'X'},
+            {"hold-after", required_argument, NULL, 'H'},
             {"json", no_argument, NULL, 'j'},
             {"quiet", no_argument, NULL, 'q'},
             {"help", no_argument, NULL, 'h'},
             {0},
         };
-        struct ctl_migrate_opts o = {.cancel_after_pass = -1};
+        struct ctl_migrate_opts o = {.cancel_after_pass = -1,
+                                     .cancel_sides = CTL_SIDE_SOURCE | CTL_SIDE_DESTINATION};
         struct ctl_migrate_result res;
         char tmp[PATH_MAX];
         uint32_t u = 0;
@@ -1222,6 +1540,17 @@ int ctl_migrate_main(int argc, char **argv)
                 case 'D':
                         r = ctl_relay_parse(optarg, &o.drop_after_bytes, &o.drop_side);
                         break;
+                case 'P':
+                        r = ctl_stop_parse(optarg);
+                        if (r > 0)
+                                o.stop_after = (enum ctl_stop)r;
+                        break;
+                case 'X':
+                        r = parse_side(optarg, &o.cancel_sides);
+                        break;
+                case 'H':
+                        r = parse_hold(optarg, &o.hold_mask);
+                        break;
                 case 'j':
                         o.json = true;
                         break;
@@ -1241,7 +1570,9 @@ int ctl_migrate_main(int argc, char **argv)
                         return 2;
                 }
         }
-        if (!o.source || !o.destination || optind != argc) {
+        /* a stop point cancels on its own: a second cancel trigger would race it */
+        if (!o.source || !o.destination || optind != argc ||
+            (o.stop_after && o.cancel_after_pass >= 0)) {
                 migrate_usage(stderr);
                 return 2;
         }
@@ -1319,4 +1650,296 @@ int ctl_watch_main(const char *address, int argc, char **argv)
         uv_run(&w.m.loop, UV_RUN_NOWAIT);
         (void)uv_loop_close(&w.m.loop);
         return r == 0 ? 0 : 1;
+}
+
+/* ---- migration: raw calls --------------------------------------------------------------- */
+
+struct raw {
+        const char *session; /* "" when not given: the idle session's id */
+        const char *sandbox_id, *config, *type_url, *out, *action, *info;
+        uint32_t timeout_s;
+};
+
+/* a snapshot file's bound: far above any sandbox envelope, so a wrong path fails fast */
+#define RAW_FILE_MAX (64L << 20)
+
+static int read_file(const char *path, uint8_t **ret, size_t *ret_len)
+{
+        FILE *f = fopen(path, "re");
+        uint8_t *buf = NULL;
+        long n = -1;
+        int r = -EIO;
+
+        if (!f)
+                return -errno;
+        if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n <= RAW_FILE_MAX &&
+            fseek(f, 0, SEEK_SET) == 0) {
+                buf = malloc((size_t)n + 1);
+                r = !buf ? -ENOMEM : fread(buf, 1, (size_t)n, f) == (size_t)n ? 0 : -EIO;
+        }
+        fclose(f);
+        if (r < 0) {
+                free(buf);
+                return r;
+        }
+        *ret = buf;
+        *ret_len = (size_t)n;
+        return 0;
+}
+
+static int write_file(const char *path, const uint8_t *data, size_t len)
+{
+        FILE *f = fopen(path, "we");
+        int r;
+
+        if (!f)
+                return -errno;
+        r = fwrite(data, 1, len, f) == len ? 0 : -EIO;
+        if (fclose(f) != 0 && r == 0)
+                r = -EIO;
+        return r;
+}
+
+static int raw_prepare_export(struct ctl_conn *c, const struct raw *a, struct ctl_error *err)
+{
+        PrepareAndExportSandboxRequest req = PREPARE_AND_EXPORT_SANDBOX_REQUEST__INIT;
+        InitializeOptions init = INITIALIZE_OPTIONS__INIT;
+        PrepareAndExportSandboxResponse *resp = NULL;
+        int r;
+
+        init.memory_transport = MEMORY_TRANSPORT__MEMORY_TRANSPORT_TCP;
+        req.session_id = (char *)a->session;
+        req.init_options = &init;
+        r = ctl_call(c, MIG_SERVICE, "PrepareAndExportSandbox", &req.base,
+                     &prepare_and_export_sandbox_response__descriptor, (ProtobufCMessage **)&resp,
+                     err);
+        if (r < 0)
+                return r;
+        if (resp->config) {
+                printf("snapshot %s, %zu bytes\n", resp->config->type_url,
+                       resp->config->value.len);
+                if (a->out)
+                        r = write_file(a->out, resp->config->value.data, resp->config->value.len);
+        }
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
+        if (r < 0)
+                ctl_error_set(err, r, "writing %s", a->out);
+        return r;
+}
+
+static int raw_import(struct ctl_conn *c, const struct raw *a, struct ctl_error *err)
+{
+        ImportSandboxRequest req = IMPORT_SANDBOX_REQUEST__INIT;
+        ProtobufAny any = PROTOBUF_ANY__INIT;
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t len = 0;
+        int r;
+
+        if (a->config) {
+                r = read_file(a->config, &buf, &len);
+                if (r < 0) {
+                        ctl_error_set(err, r, "reading %s: %s", a->config, strerror(-r));
+                        return r;
+                }
+        }
+        /* the default is the snapshot's type (MIG_SNAPSHOT_TYPE_URL, src/migration/session.h) */
+        any.type_url = (char *)(a->type_url ? a->type_url
+                                            : "type.ferry.dev/ferry.migration.save.v1.Payload");
+        any.value.data = buf;
+        any.value.len = len;
+        req.session_id = (char *)a->session;
+        req.sandbox_id = (char *)(a->sandbox_id ? a->sandbox_id : "");
+        req.config = &any;
+        return ctl_call(c, MIG_SERVICE, "ImportSandbox", &req.base,
+                        &import_sandbox_response__descriptor, NULL, err);
+}
+
+static int raw_prepare(struct ctl_conn *c, const struct raw *a, struct ctl_error *err)
+{
+        PrepareSandboxRequest req = PREPARE_SANDBOX_REQUEST__INIT;
+        InitializeOptions init = INITIALIZE_OPTIONS__INIT;
+
+        init.memory_transport = MEMORY_TRANSPORT__MEMORY_TRANSPORT_TCP;
+        req.session_id = (char *)a->session;
+        req.init_options = &init;
+        return ctl_call(c, MIG_SERVICE, "PrepareSandbox", &req.base,
+                        &prepare_sandbox_response__descriptor, NULL, err);
+}
+
+static int raw_transfer(struct ctl_conn *c, const struct raw *a, struct ctl_error *err)
+{
+        TransferSandboxRequest req = TRANSFER_SANDBOX_REQUEST__INIT;
+        ProtobufDuration timeout = PROTOBUF_DURATION__INIT;
+
+        req.session_id = (char *)a->session;
+        if (a->timeout_s) {
+                timeout.seconds = a->timeout_s;
+                req.timeout = &timeout;
+        }
+        return ctl_call(c, MIG_SERVICE, "TransferSandbox", &req.base,
+                        &transfer_sandbox_response__descriptor, NULL, err);
+}
+
+static int raw_finalize(struct ctl_conn *c, const struct raw *a, struct ctl_error *err)
+{
+        FinalizeSandboxRequest req = FINALIZE_SANDBOX_REQUEST__INIT;
+        const char *action = a->action ? a->action : "";
+
+        if (strcmp(action, "resume") == 0)
+                req.action = FINALIZE_ACTION__FINALIZE_ACTION_RESUME;
+        else if (strcmp(action, "stop") == 0)
+                req.action = FINALIZE_ACTION__FINALIZE_ACTION_STOP;
+        else if (strcmp(action, "unspecified") != 0)
+                return -EDOM; /* a usage error */
+        req.session_id = (char *)a->session;
+        return ctl_call(c, MIG_SERVICE, "FinalizeSandbox", &req.base,
+                        &finalize_sandbox_response__descriptor, NULL, err);
+}
+
+static int raw_socket(struct ctl_conn *c, const struct raw *a, struct ctl_error *err)
+{
+        CreateDuplicateSocketRequest req = CREATE_DUPLICATE_SOCKET_REQUEST__INIT;
+
+        req.session_id = (char *)a->session;
+        req.protocol_info.data = (uint8_t *)(a->info ? a->info : "");
+        req.protocol_info.len = a->info ? strlen(a->info) : 0;
+        return ctl_call(c, MIG_SERVICE, "CreateDuplicateSocket", &req.base,
+                        &create_duplicate_socket_response__descriptor, NULL, err);
+}
+
+static int raw_cancel(struct ctl_conn *c, const struct raw *a, struct ctl_error *err)
+{
+        CancelRequest req = CANCEL_REQUEST__INIT;
+
+        req.session_id = (char *)a->session;
+        return ctl_call(c, MIG_SERVICE, "Cancel", &req.base, &cancel_response__descriptor, NULL,
+                        err);
+}
+
+static int raw_cleanup(struct ctl_conn *c, const struct raw *a, struct ctl_error *err)
+{
+        CleanupRequest req = CLEANUP_REQUEST__INIT;
+
+        req.session_id = (char *)a->session;
+        return ctl_call(c, MIG_SERVICE, "Cleanup", &req.base, &cleanup_response__descriptor, NULL,
+                        err);
+}
+
+static const struct {
+        const char *name;
+        int (*call)(struct ctl_conn *c, const struct raw *a, struct ctl_error *err);
+} raw_methods[] = {
+    {"prepare-export", raw_prepare_export}, {"import", raw_import},
+    {"prepare", raw_prepare},               {"transfer", raw_transfer},
+    {"finalize", raw_finalize},             {"socket", raw_socket},
+    {"cancel", raw_cancel},                 {"cleanup", raw_cleanup},
+};
+
+static void migration_usage(FILE *f)
+{
+        fprintf(f, "usage: ferryctl --address SOCK migration METHOD [--session ID] [options]\n"
+                   "  prepare-export [--out FILE]     PrepareAndExportSandbox (FILE: snapshot)\n"
+                   "  import --sandbox-id ID [--config FILE] [--type-url URL]   ImportSandbox\n"
+                   "  prepare                         PrepareSandbox\n"
+                   "  transfer [--timeout S]          TransferSandbox\n"
+                   "  finalize --action resume|stop|unspecified   FinalizeSandbox\n"
+                   "  socket --info TEXT              CreateDuplicateSocket (protocol_info)\n"
+                   "  cancel | cleanup                Cancel, Cleanup\n"
+                   "--session defaults to \"\" (the id of an idle session). A refused call prints\n"
+                   "`ferryctl: migration METHOD: CODE: message` and exits 1.\n");
+}
+
+int ctl_migration_main(const char *address, int argc, char **argv)
+{
+        static const struct option longopts[] = {
+            {"session", required_argument, NULL, 'S'},
+            {"sandbox-id", required_argument, NULL, 'i'},
+            {"config", required_argument, NULL, 'c'},
+            {"type-url", required_argument, NULL, 'u'},
+            {"out", required_argument, NULL, 'o'},
+            {"action", required_argument, NULL, 'a'},
+            {"info", required_argument, NULL, 'I'},
+            {"timeout", required_argument, NULL, 'T'},
+            {"help", no_argument, NULL, 'h'},
+            {0},
+        };
+        struct raw a = {.session = ""};
+        struct ctl_conn conn = {0};
+        struct ctl_error err = {0};
+        const char *method;
+        char what[64];
+        uv_loop_t loop;
+        size_t i;
+        int c, r;
+
+        /* argv[0] is the command word, argv[1] the method */
+        if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+                migration_usage(argc < 2 ? stderr : stdout);
+                return argc < 2 ? 2 : 0;
+        }
+        method = argv[1];
+        for (i = 0; i < ARRAY_SIZE(raw_methods); i++)
+                if (strcmp(method, raw_methods[i].name) == 0)
+                        break;
+        optind = 2;
+        while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'S':
+                        a.session = optarg;
+                        break;
+                case 'i':
+                        a.sandbox_id = optarg;
+                        break;
+                case 'c':
+                        a.config = optarg;
+                        break;
+                case 'u':
+                        a.type_url = optarg;
+                        break;
+                case 'o':
+                        a.out = optarg;
+                        break;
+                case 'a':
+                        a.action = optarg;
+                        break;
+                case 'I':
+                        a.info = optarg;
+                        break;
+                case 'T':
+                        if (parse_u32(optarg, &a.timeout_s) < 0) {
+                                migration_usage(stderr);
+                                return 2;
+                        }
+                        break;
+                case 'h':
+                        migration_usage(stdout);
+                        return 0;
+                default:
+                        migration_usage(stderr);
+                        return 2;
+                }
+        }
+        if (i == ARRAY_SIZE(raw_methods) || optind != argc || !address ||
+            (strcmp(method, "finalize") == 0 && !a.action)) {
+                migration_usage(stderr);
+                return 2;
+        }
+        if (uv_loop_init(&loop) < 0)
+                return 1;
+        (void)snprintf(what, sizeof(what), "migration %s", method);
+        r = ctl_connect(&loop, address, 2000, &conn, &err);
+        if (r == 0)
+                r = raw_methods[i].call(&conn, &a, &err);
+        if (r == -EDOM) {
+                migration_usage(stderr);
+        } else if (r < 0) {
+                ctl_error_print(&err, what);
+        } else {
+                printf("%s: OK\n", what);
+                fflush(stdout);
+        }
+        ctl_disconnect(&conn);
+        uv_run(&loop, UV_RUN_NOWAIT);
+        (void)uv_loop_close(&loop);
+        return r == -EDOM ? 2 : r < 0 ? 1 : 0;
 }

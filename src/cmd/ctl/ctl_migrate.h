@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "ctl_relay.h"
+#include "util/status.h"
 
 #define CTL_MAX_CONTAINERS 16
 
@@ -17,6 +18,38 @@ struct ctl_container_map {
         const char *source_id;      /* borrowed */
         const char *destination_id; /* borrowed; NULL = source_id */
 };
+
+/* A point of the orchestration (--stop-after, --hold-after). Each names what has been done
+ * when the orchestration stops there; the comment says the states the sessions are then in. */
+enum ctl_stop {
+        CTL_STOP_NONE = 0,
+        CTL_STOP_EXPORT,               /* source_exported; destination idle */
+        CTL_STOP_IMPORT,               /* destination_imported, nothing patched */
+        CTL_STOP_PATCH,                /* destination_imported, every container patched */
+        CTL_STOP_PREPARE,              /* destination_prepared */
+        CTL_STOP_TRANSFER_REQUESTED,   /* TransferSandbox on both before any socket: both
+                                        * socket_waiting */
+        CTL_STOP_SOCKET_SOURCE,        /* only the source has its socket: socket_ready */
+        CTL_STOP_SOCKET,               /* both socket_ready */
+        CTL_STOP_TRANSFER_DESTINATION, /* only the destination transfers: transferring,
+                                        * waiting for the source's first record */
+        CTL_STOP_TRANSFER_SOURCE,      /* only the source transfers: transferring, waiting
+                                        * for the destination's handshake */
+        CTL_STOP_TRANSFER_COMPLETED,   /* both transfer_completed, before any finalize */
+        CTL_STOP__COUNT
+};
+
+/* Sides, as bits of ctl_migrate_opts.cancel_sides. */
+enum {
+        CTL_SIDE_SOURCE = 1u << 0,
+        CTL_SIDE_DESTINATION = 1u << 1,
+};
+
+/* The name of a stop point ("export", "transfer-completed", ...), or NULL. */
+const char *ctl_stop_name(enum ctl_stop st);
+
+/* Parses a stop point's name. Returns the point or -EINVAL. */
+int ctl_stop_parse(const char *name);
 
 enum ctl_transport {
         CTL_TRANSPORT_TCP = 0, /* a loopback TCP connection (MEMORY_TRANSPORT_TCP) */
@@ -45,6 +78,14 @@ struct ctl_migrate_opts {
         uint64_t drop_after_bytes;
         enum ctl_drop_side drop_side;
         uint64_t t0_us; /* progress lines count from here; 0 = now */
+        /* Stop there, send Cancel to cancel_sides (CTL_SIDE_*; 0 = none, the rollback still
+         * cancels both), then roll back like after a failure: the source must keep its pod */
+        enum ctl_stop stop_after;
+        unsigned cancel_sides;
+        /* bit (1 << CTL_STOP_x): pause at that point of the normal path (export, import,
+         * patch, prepare, socket, transfer-completed) until a line arrives on stdin, with a
+         * {"held": ...} line on stdout; the loop keeps running meanwhile */
+        unsigned hold_mask;
         bool json;      /* JSON lines instead of text */
         bool quiet;     /* only the summary */
 };
@@ -73,6 +114,15 @@ struct ctl_migrate_result {
         uint64_t relay_bytes;   /* bytes the relay forwarded (drop_after_bytes > 0) */
         char session_id[80];
         char failure[512]; /* the first failure, "" when none */
+        /* stop_after: what each side said, [0] source, [1] destination */
+        struct ctl_cancel_report {
+                bool sent;
+                char state[48];       /* the session's state right before Cancel (shim's word) */
+                enum ferry_code code; /* Cancel's answer */
+                char message[200];
+        } cancel[2];
+        char state_after[2][48]; /* each session's state after the rollback */
+        enum ctl_stop stopped_after; /* CTL_STOP_NONE: ran to the end */
 };
 
 /* The name of step i of ctl_migrate_result.step_us, or NULL past the last. */
@@ -90,3 +140,7 @@ void ctl_migrate_print_summary(const struct ctl_migrate_result *res, bool json);
  * Return the exit status. */
 int ctl_migrate_main(int argc, char **argv);
 int ctl_watch_main(const char *address, int argc, char **argv);
+
+/* `ferryctl migration METHOD --session ID ...`: one raw Migration call to the shim at address;
+ * a failure prints its status code's name. Returns the exit status. */
+int ctl_migration_main(const char *address, int argc, char **argv);

@@ -41,6 +41,11 @@ int ctl_watch_main(const char *address, int argc, char **argv)
         return missing("watch");
 }
 
+int ctl_migration_main(const char *address, int argc, char **argv)
+{
+        return missing("migration");
+}
+
 int ctl_demo_main(int argc, char **argv)
 {
         return missing("demo");

@@ -90,11 +90,12 @@ static void reset(struct ctl_relay *r, size_t i)
 /* The budget is spent: cut the chosen side(s). The socket not cut stays open and silent. */
 static void drop(struct ctl_relay *r)
 {
+        /* first: a peer sees the reset at once and ferryctl may read the flag right after */
+        atomic_store(&r->dropped, true);
         if (r->side != CTL_DROP_DESTINATION)
                 reset(r, 0);
         if (r->side != CTL_DROP_SOURCE)
                 reset(r, 1);
-        atomic_store(&r->dropped, true);
 }
 
 static void dir_read(struct ctl_relay *r, struct pipe_dir *d)

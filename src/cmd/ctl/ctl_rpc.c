@@ -175,9 +175,12 @@ int ctl_stream_open(struct ctl_conn *conn, const char *service, const char *meth
         return r;
 }
 
+/* libuv 1.44's UV_RUN_ONCE runs due timers before it polls: a timer that fires there must also
+ * stop the loop, or the poll waits with no timeout left for I/O that may never come. */
 static void timer_fired(uv_timer_t *t)
 {
         *(bool *)t->data = true;
+        uv_stop(t->loop);
 }
 
 static void timer_closed(uv_handle_t *h)

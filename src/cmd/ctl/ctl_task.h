@@ -29,6 +29,26 @@ int ctl_task_start(struct ctl_conn *c, const char *id, uint32_t *ret_pid, struct
 int ctl_task_kill(struct ctl_conn *c, const char *id, uint32_t sig, struct ctl_error *err);
 /* Waits for the task's exit; *ret_status is its exit status. */
 int ctl_task_wait(struct ctl_conn *c, const char *id, uint32_t *ret_status, struct ctl_error *err);
+/* Create with a rootfs: one lcow-layer mount whose source (the scratch's directory) is
+ * layer_source and whose parentLayerPaths are parent_layers (a JSON list of directories);
+ * layer_source NULL: no rootfs (as ctl_task_create). */
+int ctl_task_create_rootfs(struct ctl_conn *c, const char *id, const char *bundle,
+                           const char *layer_source, const char *parent_layers, uint32_t *ret_pid,
+                           struct ctl_error *err);
+/* Exec exec_id in task id with process args (NULL-terminated, at least one). */
+int ctl_task_exec(struct ctl_conn *c, const char *id, const char *exec_id, const char *const *args,
+                  struct ctl_error *err);
+/* The calls on one process of a task: exec_id NULL or "" is the init. */
+int ctl_proc_start(struct ctl_conn *c, const char *id, const char *exec_id, uint32_t *ret_pid,
+                   struct ctl_error *err);
+int ctl_proc_kill(struct ctl_conn *c, const char *id, const char *exec_id, uint32_t sig,
+                  struct ctl_error *err);
+int ctl_proc_wait(struct ctl_conn *c, const char *id, const char *exec_id, uint32_t *ret_status,
+                  struct ctl_error *err);
+/* *ret_status (may be NULL): the exit status Delete reports. */
+int ctl_proc_delete(struct ctl_conn *c, const char *id, const char *exec_id, uint32_t *ret_status,
+                    struct ctl_error *err);
+int ctl_sandbox_stop(struct ctl_conn *c, const char *id, struct ctl_error *err);
 /* *ret_status: the Status enum value (2 = RUNNING); ret_pid may be NULL. */
 int ctl_task_state(struct ctl_conn *c, const char *id, int *ret_status, uint32_t *ret_pid,
                    struct ctl_error *err);

@@ -7,6 +7,7 @@
  *     status [SOCK]                          the sandbox's state
  *     migrate --source SOCK --destination SOCK ...
  *     watch --session ID                     a session's notifications
+ *     migration METHOD --session ID ...      one raw Migration call (tests, debugging)
  *     trace replay FILE... | trace machines  offline check of a recorded trace
  *     demo                                   the README's live-migration demo
  *
@@ -29,9 +30,14 @@ static void usage(FILE *f)
                 "  sandbox create ID [--bundle DIR] | sandbox start|stop|status [ID]\n"
                 "  task create ID [--bundle DIR] | task start|state|delete|wait ID\n"
                 "  task kill ID [--signal N]\n"
+                "  task pause|resume|stats ID   (the sandbox task: the whole VM)\n"
                 "  status [SOCK]\n"
                 "  migrate --source SOCK --destination SOCK [--container SRC[=DST]]... [options]\n"
+                "  migrate ... [--stop-after STEP [--cancel-side SIDE]] [--hold-after STEP]...\n"
                 "  watch --session ID [--json]\n"
+                "  migration prepare-export|import|prepare|transfer|finalize|socket|cancel|\n"
+                "            cleanup [--session ID] ...   one raw Migration call; a refusal\n"
+                "            prints its code (see `ferryctl migration --help`)\n"
                 "  trace replay FILE... | trace machines\n"
                 "  demo [options]          the live-migration demo (see `ferryctl demo --help`)\n"
                 "See docs/operator-guide.md.\n");
@@ -75,6 +81,8 @@ int main(int argc, char **argv)
         /* getopt_long wants argv[0] to be a program name: hand it the command word */
         if (strcmp(cmd, "migrate") == 0)
                 return ctl_migrate_main(argc + 1, argv - 1);
+        if (strcmp(cmd, "migration") == 0)
+                return ctl_migration_main(address, argc + 1, argv - 1);
         if (strcmp(cmd, "watch") == 0)
                 return ctl_watch_main(address, argc + 1, argv - 1);
         if (strcmp(cmd, "demo") == 0)
