@@ -362,7 +362,10 @@ int migration_action_initialize_source(struct mig_session *s, void *arg)
                 op_release(op);
                 s->id[0] = '\0';
                 s->origin = MIG_ORIGIN_NONE;
-                set_error(s, "prepare: host-compute initialize: %s", strerror(-r));
+                if (s->ops->vm_state(s->sb) == MIG_VM_PAUSED)
+                        set_error(s, "prepare: the VM is paused; resume it first");
+                else
+                        set_error(s, "prepare: host-compute initialize: %s", strerror(-r));
                 return r;
         }
         return FSM_PENDING;

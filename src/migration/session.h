@@ -46,6 +46,7 @@ enum mig_vm_state {
         MIG_VM_ACTIVE,          /* running, or somewhere in a migration */
         MIG_VM_FINALIZED,       /* host compute resume-finalized; VM/pod resume not done yet */
         MIG_VM_TERMINATED,      /* a stop finalize (or terminate) tore it down */
+        MIG_VM_PAUSED,          /* frozen by a Task Pause (or pausing, resuming): nothing migrates */
 };
 
 enum mig_finalize_action {

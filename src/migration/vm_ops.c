@@ -111,6 +111,8 @@ static enum mig_vm_state vmo_state(void *p)
                 return MIG_VM_TERMINATED;
         if (!strcmp(st, "migration_finalized"))
                 return MIG_VM_FINALIZED;
+        if (!strcmp(st, "paused") || !strcmp(st, "pausing") || !strcmp(st, "resuming"))
+                return MIG_VM_PAUSED;
         return MIG_VM_ACTIVE;
 }
 

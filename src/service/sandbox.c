@@ -296,6 +296,7 @@ const char *sandbox_state_name(const struct sandbox *sb)
             {"not_created", "notready"}, {"creating", "creating"},    {"created", "created"},
             {"starting", "starting"},    {"running", "ready"},        {"updating", "ready"},
             {"invalid", "stopped"},      {"terminating", "stopping"}, {"terminated", "stopped"},
+            {"pausing", "pausing"},      {"paused", "paused"},        {"resuming", "resuming"},
         };
         const char *v = vm_state_name(sb->vm);
         for (size_t i = 0; i < ARRAY_SIZE(map); i++)

@@ -38,9 +38,10 @@ struct vm_call {
         void *publish_userdata;
 };
 
-/* Checks the request's task: a valid id of an existing task (an imported one counts once
- * its destination CreateTask patched it), and the sandbox's own task, whose VM the call acts
- * on. msg (size bytes) gets the client's message on refusal. */
+/* Checks the request's task: the sandbox's own id, whose VM the call acts on (a pod made
+ * through the Sandbox API has no task of that id, and needs none), or a valid id of an
+ * existing task (an imported one counts once its destination CreateTask patched it), which is
+ * refused as one container. msg (size bytes) gets the client's message on refusal. */
 static int sandbox_task(struct task_service *ts, const char *id, const char *what, char *msg,
                         size_t size)
 {
@@ -51,6 +52,8 @@ static int sandbox_task(struct task_service *ts, const char *id, const char *wha
                 ferry_bprintf(msg, size, "invalid task id");
                 return -EINVAL;
         }
+        if (sandbox_vm(sb) && strcmp(id, sandbox_id(sb)) == 0)
+                return 0;
         c = p ? pod_container(p, id) : NULL;
         if (!c || !pod_container_patched(p, c)) {
                 ferry_bprintf(msg, size, "task not found");

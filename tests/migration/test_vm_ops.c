@@ -227,6 +227,31 @@ static void test_vm_finalize_retry(void **state)
         assert_vm_runs(loop, vm_system(dst_vm));
 }
 
+/* A paused VM (Task Pause) cannot start a migration: the session says why, stays idle, and
+ * migrates once the VM is resumed. */
+static void test_vm_paused_refuses_prepare(void **state)
+{
+        struct res x = {0};
+        assert_int_equal(vm_pause(src_vm, res_cb, &x), 0);
+        run_until(&x.done, 5000);
+        assert_int_equal(x.r, 0);
+        assert_string_equal(vm_state_name(src_vm), "paused");
+        x = (struct res){0};
+        assert_int_equal(call_done(mig_session_prepare_source(src, SESS, NULL, res_cb, &x), &x),
+                         -EBUSY);
+        assert_string_equal(mig_session_error(src), "prepare: the VM is paused; resume it first");
+        assert_state(src, MIGRATION_S_IDLE);
+        assert_string_equal(vm_state_name(src_vm), "paused");
+        x = (struct res){0};
+        assert_int_equal(vm_resume(src_vm, res_cb, &x), 0);
+        run_until(&x.done, 5000);
+        assert_int_equal(x.r, 0);
+        to_prepared(NULL);
+        assert_state(src, MIGRATION_S_SOURCE_EXPORTED);
+        assert_int_equal(cancel(src), 0);
+        assert_int_equal(cancel(dst), 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -237,6 +262,7 @@ int main(void)
             T(test_vm_cancel_mid_transfer),
             T(test_vm_cancel_destination_prepared),
             T(test_vm_finalize_retry),
+            T(test_vm_paused_refuses_prepare),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,9 @@
 #include "cmd/ctl/ctl_trace.h"
 #include "util/util.h"
 
+#include "migration.pb-c.h"
+#include "task.pb-c.h"
+
 #define SANDBOX_ID    "demo-pod"
 #define MAX_SHIM_ARGS 16
 #define STOP_GRACE_MS 3000
@@ -406,6 +409,89 @@ static int create_pod(struct demo *d, struct pod_conn *pc)
         return r;
 }
 
+static bool faulted(const struct demo *d);
+
+/* Task Pause or Resume of the sandbox task: the whole VM. */
+static int vm_pause_call(struct pod_conn *pc, const char *method)
+{
+        Containerd__Task__V2__PauseRequest pause = CONTAINERD__TASK__V2__PAUSE_REQUEST__INIT;
+        Containerd__Task__V2__ResumeRequest resume = CONTAINERD__TASK__V2__RESUME_REQUEST__INIT;
+        bool p = strcmp(method, "Pause") == 0;
+
+        pause.id = resume.id = (char *)SANDBOX_ID;
+        return ctl_call(&pc->conn, "containerd.task.v2.Task", method,
+                        p ? &pause.base : &resume.base, &containerd__task__v2__empty__descriptor,
+                        NULL, &pc->err);
+}
+
+/* While paused, a migration must be refused before it starts (the VM's spec), and leave the
+ * session idle: the real migration later opens one. */
+static int check_export_refused(struct pod_conn *pc)
+{
+        PrepareAndExportSandboxRequest req = PREPARE_AND_EXPORT_SANDBOX_REQUEST__INIT;
+        PrepareAndExportSandboxResponse *resp = NULL;
+        InitializeOptions init = INITIALIZE_OPTIONS__INIT;
+        int r;
+
+        init.memory_transport = MEMORY_TRANSPORT__MEMORY_TRANSPORT_TCP;
+        req.session_id = (char *)"demo-pause-check";
+        req.init_options = &init;
+        r = ctl_call(&pc->conn, "Migration", "PrepareAndExportSandbox", &req.base,
+                     &prepare_and_export_sandbox_response__descriptor, (ProtobufCMessage **)&resp,
+                     &pc->err);
+        if (r == 0) {
+                protobuf_c_message_free_unpacked(&resp->base, NULL);
+                ctl_error_set(&pc->err, -EBADE, "a paused VM exported a snapshot");
+                return -EBADE;
+        }
+        /* refused for the pause, not for anything else */
+        return pc->err.code == FERRY_CODE_FAILED_PRECONDITION && strstr(pc->err.message, "paused")
+                   ? 0
+                   : r;
+}
+
+/*
+ * Before the pod moves: Task Pause of the sandbox task freezes the whole VM (the sandbox then
+ * reads paused and a migration is refused), Task Resume thaws it. A fault armed in the source
+ * shim (the sweep) may refuse either call: a refused pause skips the check, a refused resume
+ * is retried; any other failure fails the demo.
+ */
+static int pause_check(struct demo *d, struct pod_conn *pc)
+{
+        char state[32];
+        int r;
+
+        r = vm_pause_call(pc, "Pause");
+        if (r < 0 && faulted(d)) {
+                step(d, "pause check skipped: pause refused (%s)", pc->err.message);
+                return 0;
+        }
+        if (r == 0)
+                r = ctl_sandbox_state(&pc->conn, SANDBOX_ID, state, &pc->err);
+        if (r == 0 && strcmp(state, "paused") != 0) {
+                ctl_error_set(&pc->err, -EBADE, "paused, the sandbox reads %s", state);
+                r = -EBADE;
+        }
+        if (r == 0)
+                r = check_export_refused(pc);
+        if (r < 0) {
+                ctl_error_print(&pc->err, "demo: pause check");
+                (void)vm_pause_call(pc, "Resume");
+                return r;
+        }
+        int tries = 0;
+        do
+                r = vm_pause_call(pc, "Resume");
+        while (r < 0 && faulted(d) && ++tries < CALL_RETRIES);
+        if (r < 0) {
+                ctl_error_print(&pc->err, "demo: resume");
+                return r;
+        }
+        step(d, "pause check: the VM paused (a migration is refused meanwhile) and resumed%s",
+             tries ? " on a retry" : "");
+        return 0;
+}
+
 static int check_tasks(struct demo *d, const struct shim_proc *p, bool want_running)
 {
         struct end_side *e = p == &d->src ? &d->end_src : &d->end_dst;
@@ -765,10 +851,12 @@ static int run_demo(struct demo *d, struct ctl_migrate_result *res)
             start_shim(d, &d->dst, d->o->destination_fault) < 0)
                 return DEMO_FAILED;
         r = pod_connect(&pc, &d->src);
+        if (r < 0)
+                ctl_error_print(&pc.err, "demo: source shim");
         if (r == 0)
                 r = create_pod(d, &pc);
-        else
-                ctl_error_print(&pc.err, "demo: source shim");
+        if (r == 0)
+                r = pause_check(d, &pc);
         pod_disconnect(&pc);
         if (r < 0)
                 /* an injected fault may stop the setup; a shim that died may not */
