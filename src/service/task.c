@@ -115,6 +115,30 @@ static void op_free(struct task_op *op)
         free(op);
 }
 
+/* A new op for call when *r is 0 (the call's checks passed); NULL otherwise, and when out of
+ * memory, with *r and *ret_msg saying so. */
+static struct task_op *op_for(struct task_service *ts, struct ttrpc_call *call, const char *id,
+                              const char *what, int *r, const char **ret_msg)
+{
+        struct task_op *op = *r < 0 ? NULL : op_new(ts, call, id, what);
+        if (*r == 0 && !op) {
+                *r = -ENOMEM;
+                *ret_msg = "out of memory";
+        }
+        return op;
+}
+
+/* A call refused before its op (may be NULL) reached a controller: the op goes without an
+ * answer of its own and the call fails with r and why. */
+static void op_refuse(struct ttrpc_call *call, struct task_op *op, int r, const char *why)
+{
+        if (op) {
+                op->call = NULL;
+                op_free(op);
+        }
+        ttrpc_call_fail(call, r, why);
+}
+
 /* Ends the op's call with err (0: reply resp) and frees the op. */
 static void op_end(struct task_op *op, int err, const ProtobufCMessage *resp)
 {
@@ -145,6 +169,13 @@ static void op_defer(struct task_op *op, void (*fn)(struct task_op *))
         uv_timer_init(sandbox_env(op->ts->sb)->loop, &op->timer);
         op->timer.data = op;
         uv_timer_start(&op->timer, op_later_fire, 0, 0);
+}
+
+/* A step failed with result: undo(op) runs on a later loop turn and answers the call. */
+static void op_undo_later(struct task_op *op, int result, void (*undo)(struct task_op *))
+{
+        op->result = result;
+        op_defer(op, undo);
 }
 
 static void op_done_empty(int result, void *userdata)
@@ -182,6 +213,17 @@ static bool went_with_vm(const struct task_service *ts, const struct process *in
                sandbox_exited(ts->sb, ret_at_ns);
 }
 
+static bool is_exec(const char *exec_id)
+{
+        return exec_id && *exec_id;
+}
+
+/* Process exec_id of c ("" or NULL: the init); NULL when c has none of that id. */
+static struct process *proc_of(struct container *c, const char *exec_id)
+{
+        return container_process(c, is_exec(exec_id) ? exec_id : "");
+}
+
 struct task_view {
         Containerd__Task__V2__Status status;
         uint32_t pid, exit_status;
@@ -192,9 +234,8 @@ struct task_view {
 static void proc_view(const struct task_service *ts, struct container *c, const char *exec_id,
                       struct task_view *v)
 {
-        bool is_init = !exec_id || !*exec_id;
-        struct process *init = container_process(c, is_init ? "" : exec_id);
-        int64_t pid = is_init ? container_pid(c) : init ? process_pid(init) : 0;
+        struct process *init = proc_of(c, exec_id);
+        int64_t pid = !is_exec(exec_id) ? container_pid(c) : init ? process_pid(init) : 0;
         *v = (struct task_view){.pid = pid > 0 ? (uint32_t)pid : 0};
         if (went_with_vm(ts, init, &v->exited_at_ns)) {
                 v->status = CONTAINERD__TASK__V2__STATUS__STOPPED;
@@ -300,11 +341,6 @@ static int lookup(struct task_service *ts, const char *id, const char *exec_id,
         return 0;
 }
 
-static bool is_exec(const char *exec_id)
-{
-        return exec_id && *exec_id;
-}
-
 /* An exec's event (containerd's TaskExecAdded / TaskExecStarted); ids passed the grammar. */
 static void publish_exec(struct task_service *ts, const char *topic, const char *id,
                          const char *exec_id, int64_t pid)
@@ -333,6 +369,27 @@ static int check_idle(const struct task_service *ts, char *buf, size_t size, con
         return r;
 }
 
+/* What State, Kill and Delete find before they act: the task's container and the view of the
+ * process the request names, or why they refuse. */
+struct target {
+        struct container *c;
+        struct task_view v;
+        const char *why;
+        char buf[128]; /* room for the session's refusal */
+};
+
+/* lookup(), then check_idle(), then the process's view. Returns 0 or the refusal (t->why). */
+static int target_find(struct task_service *ts, const char *id, const char *exec_id,
+                       struct target *t)
+{
+        int r = lookup(ts, id, exec_id, &t->c, &t->why);
+        if (r == 0)
+                r = check_idle(ts, t->buf, sizeof(t->buf), &t->why);
+        if (r == 0)
+                proc_view(ts, t->c, exec_id, &t->v);
+        return r;
+}
+
 /* Start, Kill, Pids, CloseIO and ResizePty need the VM running (§B.7's ensureVMRunning). */
 static int check_vm_running(const struct task_service *ts, const char **ret_msg)
 {
@@ -340,6 +397,28 @@ static int check_vm_running(const struct task_service *ts, const char **ret_msg)
                 return 0;
         *ret_msg = "vm is not running";
         return -EBUSY;
+}
+
+/* lookup(), then check_vm_running(): the checks Start, Pids, CloseIO and ResizePty start with. */
+static int lookup_running(struct task_service *ts, const char *id, const char *exec_id,
+                          struct container **ret, const char **ret_msg)
+{
+        int r = lookup(ts, id, exec_id, ret, ret_msg);
+        return r < 0 ? r : check_vm_running(ts, ret_msg);
+}
+
+/* lookup() for a call that checks nothing else: NULL when it refused (the call is failed). */
+static struct container *lookup_or_fail(struct task_service *ts, struct ttrpc_call *call,
+                                        const char *id, const char *exec_id)
+{
+        struct container *c = NULL;
+        const char *why = NULL;
+        int r = lookup(ts, id, exec_id, &c, &why);
+        if (r < 0) {
+                ttrpc_call_fail(call, r, why);
+                return NULL;
+        }
+        return c;
 }
 
 /* A controller's rejection, with the message a client sees. */
@@ -353,6 +432,13 @@ static const char *rejection(int r, const char *what)
         default:
                 return what;
         }
+}
+
+/* Ends the op's call with a controller's rejection r. */
+static void op_reject(struct task_op *op, int r)
+{
+        op->what = rejection(r, op->what);
+        op_end(op, r, NULL);
 }
 
 /* -- Create -- */
@@ -441,8 +527,7 @@ static void create_done(int result, void *userdata)
 {
         struct task_op *op = userdata;
         if (result < 0) {
-                op->result = result;
-                op_defer(op, create_undo);
+                op_undo_later(op, result, create_undo);
                 return;
         }
         shim_events_task_create(op->ts->events, op->id, op->bundle, 0);
@@ -475,8 +560,7 @@ static void create_attached(int result, const struct sandbox_disks *d, void *use
         } else {
                 op->what = "attach devices";
         }
-        op->result = result;
-        op_defer(op, create_undo); /* may be inside a device controller's callback */
+        op_undo_later(op, result, create_undo); /* may be inside a device controller's callback */
 }
 
 static void create_vm_ready(int result, void *userdata)
@@ -612,6 +696,7 @@ static void h_create(struct ttrpc_call *call, const ProtobufCMessage *msg, void 
 
 /* -- Start -- */
 
+/* The init's start publishes TaskStart, an exec's TaskExecStarted. */
 static void start_done(int result, void *userdata)
 {
         struct task_op *op = userdata;
@@ -619,20 +704,10 @@ static void start_done(int result, void *userdata)
                 op_end(op, result, NULL);
                 return;
         }
-        shim_events_task_start(op->ts->events, op->id, (uint32_t)result);
-        Containerd__Task__V2__StartResponse resp = CONTAINERD__TASK__V2__START_RESPONSE__INIT;
-        resp.pid = (uint32_t)result;
-        op_end(op, 0, &resp.base);
-}
-
-static void exec_start_done(int result, void *userdata)
-{
-        struct task_op *op = userdata;
-        if (result < 0) {
-                op_end(op, result, NULL);
-                return;
-        }
-        publish_exec(op->ts, "/tasks/exec-started", op->id, op->exec_id, result);
+        if (is_exec(op->exec_id))
+                publish_exec(op->ts, "/tasks/exec-started", op->id, op->exec_id, result);
+        else
+                shim_events_task_start(op->ts->events, op->id, (uint32_t)result);
         Containerd__Task__V2__StartResponse resp = CONTAINERD__TASK__V2__START_RESPONSE__INIT;
         resp.pid = (uint32_t)result;
         op_end(op, 0, &resp.base);
@@ -642,35 +717,24 @@ static void h_start(struct ttrpc_call *call, const ProtobufCMessage *msg, void *
 {
         struct task_service *ts = ud;
         const Containerd__Task__V2__StartRequest *req = (const void *)msg;
+        bool exec = is_exec(req->exec_id);
         struct container *c = NULL;
         const char *why = NULL;
-        int r = lookup(ts, req->id, req->exec_id, &c, &why);
-        if (r == 0)
-                r = check_vm_running(ts, &why);
-        struct task_op *op = r < 0 ? NULL : op_new(ts, call, req->id, "start container");
-        if (r == 0 && !op) {
-                r = -ENOMEM;
-                why = "out of memory";
-        }
-        if (r == 0 && is_exec(req->exec_id)) {
+        int r = lookup_running(ts, req->id, req->exec_id, &c, &why);
+        struct task_op *op =
+            op_for(ts, call, req->id, exec ? "start exec" : "start container", &r, &why);
+        if (op && exec) {
                 ferry_strscpy(op->exec_id, req->exec_id, sizeof(op->exec_id));
-                op->what = "start exec";
-                r = process_start(container_process(c, req->exec_id), exec_start_done, op);
-                why = r == -EBUSY ? "exec is not in created state" : rejection(r, op->what);
-                if (r < 0) {
-                        op->call = NULL;
-                        op_free(op);
-                }
-        } else if (r == 0) {
+                r = process_start(proc_of(c, req->exec_id), start_done, op);
+        } else if (op) {
                 r = container_start(c, start_done, op);
-                why = r == -EBUSY ? "task is not in created state" : rejection(r, op->what);
-                if (r < 0) {
-                        op->call = NULL;
-                        op_free(op);
-                }
         }
+        if (op && r == -EBUSY)
+                why = exec ? "exec is not in created state" : "task is not in created state";
+        else if (op)
+                why = rejection(r, op->what);
         if (r < 0)
-                ttrpc_call_fail(call, r, why);
+                op_refuse(call, op, r, why);
 }
 
 /* -- Kill -- */
@@ -687,46 +751,28 @@ static void h_kill(struct ttrpc_call *call, const ProtobufCMessage *msg, void *u
 {
         struct task_service *ts = ud;
         const Containerd__Task__V2__KillRequest *req = (const void *)msg;
-        struct container *c = NULL;
-        const char *why = NULL;
-        char buf[128];
-        struct task_view v;
-        int r = lookup(ts, req->id, req->exec_id, &c, &why);
-        if (r == 0)
-                r = check_idle(ts, buf, sizeof(buf), &why);
+        bool exec = is_exec(req->exec_id);
+        struct target t;
+        int r = target_find(ts, req->id, req->exec_id, &t);
         if (r == 0 && (req->signal == 0 || req->signal >= 65)) {
                 r = -EINVAL;
-                why = "invalid signal";
+                t.why = "invalid signal";
         }
-        if (r == 0) {
-                proc_view(ts, c, req->exec_id, &v);
-                if (v.status == CONTAINERD__TASK__V2__STATUS__STOPPED) {
-                        r = -ENOENT; /* containerd's answer for a finished process */
-                        why = "process already finished";
-                }
+        if (r == 0 && t.v.status == CONTAINERD__TASK__V2__STATUS__STOPPED) {
+                r = -ENOENT; /* containerd's answer for a finished process */
+                t.why = "process already finished";
         }
         if (r == 0)
-                r = check_vm_running(ts, &why);
+                r = check_vm_running(ts, &t.why);
         struct task_op *op =
-            r < 0 ? NULL
-                  : op_new(ts, call, req->id,
-                           is_exec(req->exec_id) ? "signal exec" : "signal container");
-        if (r == 0 && !op) {
-                r = -ENOMEM;
-                why = "out of memory";
-        }
-        if (r == 0) {
-                bool exec = is_exec(req->exec_id);
-                r = container_kill(c, exec ? req->exec_id : "", (int)req->signal, !exec && req->all,
-                                   kill_done, op);
-                why = rejection(r, op->what);
-                if (r < 0) {
-                        op->call = NULL;
-                        op_free(op);
-                }
+            op_for(ts, call, req->id, exec ? "signal exec" : "signal container", &r, &t.why);
+        if (op) {
+                r = container_kill(t.c, exec ? req->exec_id : "", (int)req->signal,
+                                   !exec && req->all, kill_done, op);
+                t.why = rejection(r, op->what);
         }
         if (r < 0)
-                ttrpc_call_fail(call, r, why);
+                op_refuse(call, op, r, t.why);
 }
 
 /* -- Delete -- */
@@ -744,6 +790,21 @@ static void drop_waits(struct task_service *ts, const char *id)
         }
 }
 
+/* TaskDelete of the task or its exec, and the Delete's answer: what the op kept of the
+ * process (its pid and exit). */
+static void delete_reply(struct task_op *op)
+{
+        Containerd__Task__V2__DeleteResponse resp = CONTAINERD__TASK__V2__DELETE_RESPONSE__INIT;
+        Containerd__Task__V2__Timestamp t;
+        shim_events_task_delete(op->ts->events, op->id, is_exec(op->exec_id) ? op->exec_id : NULL,
+                                op->pid, op->exit_status, op->exited_at_ns);
+        wire_timestamp(&t, op->exited_at_ns);
+        resp.pid = op->pid;
+        resp.exit_status = op->exit_status;
+        resp.exited_at = &t;
+        op_end(op, 0, &resp.base);
+}
+
 /* The container is gone from the guest and its devices are released (or the VM is gone with
  * both): the pod drops it. */
 static void delete_finish(struct task_op *op)
@@ -753,15 +814,7 @@ static void delete_finish(struct task_op *op)
         drop_waits(ts, op->id);
         if (p)
                 (void)pod_delete_container(p, op->id);
-        shim_events_task_delete(ts->events, op->id, NULL, op->pid, op->exit_status,
-                                op->exited_at_ns);
-        Containerd__Task__V2__DeleteResponse resp = CONTAINERD__TASK__V2__DELETE_RESPONSE__INIT;
-        Containerd__Task__V2__Timestamp t;
-        wire_timestamp(&t, op->exited_at_ns);
-        resp.pid = op->pid;
-        resp.exit_status = op->exit_status;
-        resp.exited_at = &t;
-        op_end(op, 0, &resp.base);
+        delete_reply(op);
 }
 
 static void delete_released(int result, void *userdata)
@@ -802,15 +855,7 @@ static void exec_delete_done(int result, void *userdata)
                 op_end(op, result, NULL);
                 return;
         }
-        shim_events_task_delete(op->ts->events, op->id, op->exec_id, op->pid, op->exit_status,
-                                op->exited_at_ns);
-        Containerd__Task__V2__DeleteResponse resp = CONTAINERD__TASK__V2__DELETE_RESPONSE__INIT;
-        Containerd__Task__V2__Timestamp t;
-        wire_timestamp(&t, op->exited_at_ns);
-        resp.pid = op->pid;
-        resp.exit_status = op->exit_status;
-        resp.exited_at = &t;
-        op_end(op, 0, &resp.base);
+        delete_reply(op);
 }
 
 /* Delete of an exec: the container drops its process (created or stopped only). */
@@ -819,43 +864,30 @@ static void delete_exec(struct task_op *op, struct container *c, const char *exe
         ferry_strscpy(op->exec_id, exec_id, sizeof(op->exec_id));
         op->what = "delete exec";
         int r = container_delete_exec(c, exec_id, exec_delete_done, op);
-        if (r < 0) {
-                op->what = rejection(r, op->what);
-                op_end(op, r, NULL);
-        }
+        if (r < 0)
+                op_reject(op, r);
 }
 
 static void h_delete(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
 {
         struct task_service *ts = ud;
         const Containerd__Task__V2__DeleteRequest *req = (const void *)msg;
-        struct container *c = NULL;
-        const char *why = NULL;
-        char buf[128];
-        struct task_view v;
-        int r = lookup(ts, req->id, req->exec_id, &c, &why);
-        if (r == 0)
-                r = check_idle(ts, buf, sizeof(buf), &why);
-        if (r == 0) {
-                proc_view(ts, c, req->exec_id, &v);
-                if (v.status == CONTAINERD__TASK__V2__STATUS__RUNNING) {
-                        r = -EBUSY;
-                        why = is_exec(req->exec_id) ? "cannot delete a running exec"
-                                                    : "cannot delete a running task";
-                }
+        struct target t;
+        int r = target_find(ts, req->id, req->exec_id, &t);
+        if (r == 0 && t.v.status == CONTAINERD__TASK__V2__STATUS__RUNNING) {
+                r = -EBUSY;
+                t.why = is_exec(req->exec_id) ? "cannot delete a running exec"
+                                              : "cannot delete a running task";
         }
-        struct task_op *op = r < 0 ? NULL : op_new(ts, call, req->id, "delete container");
-        if (r == 0 && !op) {
-                r = -ENOMEM;
-                why = "out of memory";
-        }
-        if (r < 0) {
-                ttrpc_call_fail(call, r, why);
+        struct task_op *op = op_for(ts, call, req->id, "delete container", &r, &t.why);
+        if (!op) {
+                ttrpc_call_fail(call, r, t.why);
                 return;
         }
-        op->pid = v.pid;
-        op->exit_status = v.exit_status; /* a created task ends with 0 */
-        op->exited_at_ns = v.exited_at_ns ? v.exited_at_ns : shim_wall_ns();
+        struct container *c = t.c; /* found: the op exists */
+        op->pid = t.v.pid;
+        op->exit_status = t.v.exit_status; /* a created task ends with 0 */
+        op->exited_at_ns = t.v.exited_at_ns ? t.v.exited_at_ns : shim_wall_ns();
         /* A VM that is gone (stopped, or this side's copy after a migration) has no guest
          * container left to release: the pod just drops the container. The container would
          * try its guest (a torn-down source keeps its guest binding). */
@@ -876,10 +908,8 @@ static void h_delete(struct ttrpc_call *call, const ProtobufCMessage *msg, void 
         }
         if (r == 0)
                 r = container_delete(c, delete_done, op);
-        if (r < 0) {
-                op->what = rejection(r, op->what);
-                op_end(op, r, NULL);
-        }
+        if (r < 0)
+                op_reject(op, r);
 }
 
 /* -- State, Wait, Pids -- */
@@ -888,19 +918,15 @@ static void h_state(struct ttrpc_call *call, const ProtobufCMessage *msg, void *
 {
         struct task_service *ts = ud;
         const Containerd__Task__V2__StateRequest *req = (const void *)msg;
-        struct container *c = NULL;
-        const char *why = NULL;
-        char buf[128];
-        int r = lookup(ts, req->id, req->exec_id, &c, &why);
-        if (r == 0)
-                r = check_idle(ts, buf, sizeof(buf), &why);
+        struct target t;
+        int r = target_find(ts, req->id, req->exec_id, &t);
         if (r < 0) {
-                ttrpc_call_fail(call, r, why);
+                ttrpc_call_fail(call, r, t.why);
                 return;
         }
-        struct task_view v;
-        proc_view(ts, c, req->exec_id, &v);
-        struct process *init = container_process(c, is_exec(req->exec_id) ? req->exec_id : "");
+        struct container *c = t.c;
+        const struct task_view *v = &t.v;
+        struct process *init = proc_of(c, req->exec_id);
         struct process_io io = {"", "", "", false};
         if (init)
                 process_io(init, &io);
@@ -909,15 +935,15 @@ static void h_state(struct ttrpc_call *call, const ProtobufCMessage *msg, void *
         resp.id = (char *)(is_exec(req->exec_id) ? req->exec_id : container_id(c));
         resp.exec_id = (char *)(req->exec_id ? req->exec_id : "");
         resp.bundle = (char *)(init ? process_bundle(init) : "");
-        resp.pid = v.pid;
-        resp.status = v.status;
+        resp.pid = v->pid;
+        resp.status = v->status;
         resp.stdin = (char *)io.stdin_path;
         resp.stdout = (char *)io.stdout_path;
         resp.stderr = (char *)io.stderr_path;
         resp.terminal = io.terminal;
-        resp.exit_status = v.exit_status;
-        if (v.status == CONTAINERD__TASK__V2__STATUS__STOPPED) {
-                wire_timestamp(&ts_exit, v.exited_at_ns);
+        resp.exit_status = v->exit_status;
+        if (v->status == CONTAINERD__TASK__V2__STATUS__STOPPED) {
+                wire_timestamp(&ts_exit, v->exited_at_ns);
                 resp.exited_at = &ts_exit;
         }
         ttrpc_call_reply(call, &resp.base);
@@ -936,16 +962,12 @@ static void h_wait(struct ttrpc_call *call, const ProtobufCMessage *msg, void *u
 {
         struct task_service *ts = ud;
         const Containerd__Task__V2__WaitRequest *req = (const void *)msg;
-        struct container *c = NULL;
-        const char *why = NULL;
-        int r = lookup(ts, req->id, req->exec_id, &c, &why);
-        if (r < 0) {
-                ttrpc_call_fail(call, r, why);
+        struct container *c = lookup_or_fail(ts, call, req->id, req->exec_id);
+        if (!c)
                 return;
-        }
         struct task_view v;
         proc_view(ts, c, req->exec_id, &v);
-        struct process *init = container_process(c, is_exec(req->exec_id) ? req->exec_id : "");
+        struct process *init = proc_of(c, req->exec_id);
         if (v.status == CONTAINERD__TASK__V2__STATUS__STOPPED || !init) {
                 reply_wait(call, v.exit_status, v.exited_at_ns ? v.exited_at_ns : shim_wall_ns());
                 return;
@@ -959,7 +981,7 @@ static void h_wait(struct ttrpc_call *call, const ProtobufCMessage *msg, void *u
         ferry_strscpy(w->id, req->id, sizeof(w->id));
         ts->waits = w;
         ttrpc_call_on_cancel(call, wait_cancelled, w);
-        r = process_wait(init, on_init_exit, w);
+        int r = process_wait(init, on_init_exit, w);
         if (r < 0) {
                 if (w->call)
                         ttrpc_call_fail(TAKE_PTR(w->call), r, "wait");
@@ -973,9 +995,7 @@ static void h_pids(struct ttrpc_call *call, const ProtobufCMessage *msg, void *u
         const Containerd__Task__V2__PidsRequest *req = (const void *)msg;
         struct container *c = NULL;
         const char *why = NULL;
-        int r = lookup(ts, req->id, NULL, &c, &why);
-        if (r == 0)
-                r = check_vm_running(ts, &why);
+        int r = lookup_running(ts, req->id, NULL, &c, &why);
         /* the container's gate: only a running container lists its process */
         int gate = r < 0 ? r : container_inspect(c);
         if (r == 0 && gate < 0 && (gate != -EBUSY || container_is_frozen(c))) {
@@ -1005,27 +1025,13 @@ static int io_call(struct task_service *ts, struct ttrpc_call *call, const char 
                    struct task_op **ret_op, const char **ret_msg)
 {
         struct container *c = NULL;
-        int r = lookup(ts, id, exec_id, &c, ret_msg);
-        if (r == 0)
-                r = check_vm_running(ts, ret_msg);
-        if (r == 0 && !(*ret_init = container_process(c, is_exec(exec_id) ? exec_id : ""))) {
+        int r = lookup_running(ts, id, exec_id, &c, ret_msg);
+        if (r == 0 && !(*ret_init = proc_of(c, exec_id))) {
                 r = -ENOENT;
                 *ret_msg = "task not found";
         }
-        if (r == 0 && !(*ret_op = op_new(ts, call, id, what))) {
-                r = -ENOMEM;
-                *ret_msg = "out of memory";
-        }
+        *ret_op = op_for(ts, call, id, what, &r, ret_msg);
         return r;
-}
-
-static void io_refused(struct ttrpc_call *call, struct task_op *op, int r, const char *why)
-{
-        if (op) {
-                op->call = NULL;
-                op_free(op);
-        }
-        ttrpc_call_fail(call, r, why);
 }
 
 static void h_close_io(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
@@ -1039,7 +1045,7 @@ static void h_close_io(struct ttrpc_call *call, const ProtobufCMessage *msg, voi
         if (r == 0 && (r = process_close_io(init, op_done_empty, op)) < 0)
                 why = rejection(r, "close io");
         if (r < 0)
-                io_refused(call, op, r, why);
+                op_refuse(call, op, r, why);
 }
 
 static void h_resize_pty(struct ttrpc_call *call, const ProtobufCMessage *msg, void *ud)
@@ -1060,7 +1066,7 @@ static void h_resize_pty(struct ttrpc_call *call, const ProtobufCMessage *msg, v
         if (r == 0 && (r = process_resize(init, req->width, req->height, op_done_empty, op)) < 0)
                 why = r == -EBUSY ? "task has no running terminal" : rejection(r, "resize pty");
         if (r < 0)
-                io_refused(call, op, r, why);
+                op_refuse(call, op, r, why);
 }
 
 /* -- Exec -- */
@@ -1084,8 +1090,7 @@ static void exec_created(int result, void *userdata)
 {
         struct task_op *op = userdata;
         if (result < 0) {
-                op->result = result;
-                op_defer(op, exec_undo);
+                op_undo_later(op, result, exec_undo);
                 return;
         }
         publish_exec(op->ts, "/tasks/exec-added", op->id, op->exec_id, -1);
@@ -1152,13 +1157,9 @@ static void h_exec(struct ttrpc_call *call, const ProtobufCMessage *msg, void *u
         int r = check_exec(ts, req, &c, &why);
         if (r == 0 && (r = exec_spec(req, &spec)) < 0)
                 why = "spec: not a JSON process spec of at most 1 MiB";
-        struct task_op *op = r < 0 ? NULL : op_new(ts, call, req->id, "exec");
-        if (r == 0 && !op) {
+        struct task_op *op = op_for(ts, call, req->id, "exec", &r, &why);
+        if (!op) {
                 free(spec);
-                r = -ENOMEM;
-                why = "out of memory";
-        }
-        if (r < 0) {
                 ttrpc_call_fail(call, r, why);
                 return;
         }
@@ -1166,9 +1167,7 @@ static void h_exec(struct ttrpc_call *call, const ProtobufCMessage *msg, void *u
         op->spec_json = spec;
         r = container_exec(c, req->exec_id);
         if (r < 0) {
-                op->what = r == -EBUSY ? "not allowed in the task's current state"
-                                       : rejection(r, op->what);
-                op_end(op, r, NULL);
+                op_reject(op, r);
                 return;
         }
         struct process_create_opts o = {
@@ -1190,13 +1189,9 @@ static void h_connect(struct ttrpc_call *call, const ProtobufCMessage *msg, void
 {
         struct task_service *ts = ud;
         const Containerd__Task__V2__ConnectRequest *req = (const void *)msg;
-        struct container *c = NULL;
-        const char *why = NULL;
-        int r = lookup(ts, req->id, NULL, &c, &why);
-        if (r < 0) {
-                ttrpc_call_fail(call, r, why);
+        struct container *c = lookup_or_fail(ts, call, req->id, NULL);
+        if (!c)
                 return;
-        }
         int64_t pid = container_pid(c);
         Containerd__Task__V2__ConnectResponse resp = CONTAINERD__TASK__V2__CONNECT_RESPONSE__INIT;
         resp.shim_pid = (uint32_t)getpid();

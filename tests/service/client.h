@@ -164,6 +164,28 @@ static _unused_ enum ferry_code task_delete(uv_loop_t *loop, struct ttrpc_client
         return code;
 }
 
+/* StartSandbox of sandbox id: the code; the reply in *ret_resp when ret_resp (free it). */
+static _unused_ enum ferry_code
+sandbox_start_call(uv_loop_t *loop, struct ttrpc_client *c, const char *id,
+                   Containerd__Runtime__Sandbox__V1__StartSandboxResponse **ret_resp)
+{
+        Containerd__Runtime__Sandbox__V1__StartSandboxRequest req =
+            CONTAINERD__RUNTIME__SANDBOX__V1__START_SANDBOX_REQUEST__INIT;
+        req.sandbox_id = (char *)id;
+        return SANDBOX_CALL(loop, c, "StartSandbox", req,
+                            containerd__runtime__sandbox__v1__start_sandbox_response, ret_resp);
+}
+
+static _unused_ enum ferry_code sandbox_stop_call(uv_loop_t *loop, struct ttrpc_client *c,
+                                                  const char *id)
+{
+        Containerd__Runtime__Sandbox__V1__StopSandboxRequest req =
+            CONTAINERD__RUNTIME__SANDBOX__V1__STOP_SANDBOX_REQUEST__INIT;
+        req.sandbox_id = (char *)id;
+        return SANDBOX_CALL(loop, c, "StopSandbox", req,
+                            containerd__runtime__sandbox__v1__stop_sandbox_response, NULL);
+}
+
 static _unused_ void wait_async(struct ttrpc_client *c, const char *id, struct reply *r)
 {
         Containerd__Task__V2__WaitRequest req = CONTAINERD__TASK__V2__WAIT_REQUEST__INIT;
@@ -180,4 +202,15 @@ static _unused_ uint32_t wait_exit_status(const struct reply *r)
         const Containerd__Task__V2__WaitResponse *w = (const void *)r->resp;
         assert_non_null(w->exited_at);
         return w->exit_status;
+}
+
+/* Wait to its end (5 s at most) on a task that has exited or is about to: its exit status. */
+static _unused_ uint32_t task_wait_exit(uv_loop_t *loop, struct ttrpc_client *c, const char *id)
+{
+        struct reply w;
+        wait_async(c, id, &w);
+        assert_true(run_until_flag(loop, &w.done, 5000));
+        uint32_t status = wait_exit_status(&w);
+        protobuf_c_message_free_unpacked(w.resp, NULL);
+        return status;
 }

@@ -2,7 +2,7 @@
 /* The Task and Sandbox services over a real unix socket: a shim (src/service/shim.h) and a
  * ttrpc client share one loop; every Task method, the rejections, task events, and clients
  * that misbehave while others are served. */
-#include "client.h"
+#include "task_fixture.h"
 
 #include <signal.h>
 #include <sys/socket.h>
@@ -11,78 +11,28 @@
 #include <unistd.h>
 
 #include "guest/guest.h"
-#include "service/events.h"
-#include "service/shim.h"
 
-struct fixture {
-        uv_loop_t loop;
-        char dir[64];
-        char sock[128];
-        char log[128];
-        struct shim *shim;
-        struct ttrpc_client *c;
-        bool exited;
-        /* events seen by a subscriber, topics joined */
-        char topics[1024];
-        unsigned n_events;
-};
-
-static void on_shim_exit(void *ud)
-{
-        struct fixture *f = ud;
-        f->exited = true;
-}
-
+/* Keeps the topics, joined by spaces, checking the sequence numbers on the way. */
 static void on_event(uint64_t seq, const char *topic, const char *json, void *ud)
 {
         struct fixture *f = ud;
         assert_int_equal(seq, f->n_events + 1);
         assert_true(json[0] == '{');
         f->n_events++;
-        size_t n = strlen(f->topics);
-        ferry_bprintf(f->topics + n, sizeof(f->topics) - n, "%s%s", n ? " " : "", topic);
+        size_t n = strlen(f->events);
+        ferry_bprintf(f->events + n, sizeof(f->events) - n, "%s%s", n ? " " : "", topic);
 }
 
 static int setup(void **state)
 {
-        struct fixture *f = calloc(1, sizeof(*f));
-        assert_non_null(f);
-        assert_int_equal(uv_loop_init(&f->loop), 0);
-        ferry_strscpy(f->dir, "/tmp/ferry-svc-XXXXXX", sizeof(f->dir));
-        assert_non_null(mkdtemp(f->dir));
-        ferry_bprintf(f->sock, sizeof(f->sock), "%s/shim.sock", f->dir);
-        ferry_bprintf(f->log, sizeof(f->log), "%s/events.log", f->dir);
-        struct shim_options o = {
-            .event_log = f->log,
+        static const struct fixture_options o = {
+            .name = "svc",
             .sandbox = {.memory_mb = 8},
-            .on_exit = on_shim_exit,
-            .on_exit_userdata = f,
+            .event_log = true,
+            .on_event = on_event,
         };
-        assert_int_equal(shim_new(&f->loop, &o, &f->shim), 0);
-        assert_true(shim_events_subscribe(shim_get_events(f->shim), on_event, f) > 0);
-        assert_int_equal(shim_listen(f->shim, f->sock), 0);
-        assert_int_equal(ttrpc_client_connect(&f->loop, f->sock, NULL, &f->c), 0);
-        *state = f;
-        return 0;
+        return fixture_setup(state, &o);
 }
-
-static int teardown(void **state)
-{
-        struct fixture *f = *state;
-        ttrpc_client_close(f->c);
-        shim_shutdown(f->shim);
-        assert_true(run_until_flag(&f->loop, &f->exited, 10000));
-        shim_free(f->shim);
-        uv_run(&f->loop, UV_RUN_DEFAULT);
-        assert_int_equal(uv_loop_close(&f->loop), 0);
-        unlink(f->sock);
-        unlink(f->log);
-        rmdir(f->dir);
-        free(f);
-        return 0;
-}
-
-#define L (&f->loop)
 
 /* The socket is owner-only. */
 static void test_socket_mode(void **state)
@@ -145,15 +95,12 @@ static void test_lifecycle(void **state)
         assert_int_equal(st, CONTAINERD__TASK__V2__STATUS__STOPPED);
         assert_int_equal(code, 128 + SIGTERM);
         /* Wait on a stopped task answers at once */
-        wait_async(f->c, "c1", &w);
-        assert_true(run_until_flag(L, &w.done, 5000));
-        assert_int_equal(wait_exit_status(&w), 128 + SIGTERM);
-        protobuf_c_message_free_unpacked(w.resp, NULL);
+        assert_int_equal(task_wait_exit(L, f->c, "c1"), 128 + SIGTERM);
 
         assert_int_equal(task_delete(L, f->c, "c1", &code), FERRY_CODE_OK);
         assert_int_equal(code, 128 + SIGTERM);
         assert_int_equal(task_state(L, f->c, "c1", NULL, NULL), FERRY_CODE_NOT_FOUND);
-        assert_string_equal(f->topics, "/tasks/create /tasks/start /tasks/exit /tasks/delete");
+        assert_string_equal(f->events, "/tasks/create /tasks/start /tasks/exit /tasks/delete");
 
         /* the log holds the same four events, one JSON line each */
         FILE *log = fopen(f->log, "r");
@@ -186,7 +133,7 @@ static void test_guest_exit(void **state)
         protobuf_c_message_free_unpacked(w.resp, NULL);
         assert_int_equal(task_delete(L, f->c, "c2", &code), FERRY_CODE_OK);
         assert_int_equal(code, 7);
-        assert_non_null(strstr(f->topics, "/tasks/exit"));
+        assert_non_null(strstr(f->events, "/tasks/exit"));
 }
 
 /* A pod: several containers in one VM; ending one leaves the others running. */
@@ -200,16 +147,22 @@ static void test_pod(void **state)
                 assert_int_equal(task_start(L, f->c, ids[i], NULL), FERRY_CODE_OK);
         }
         assert_int_equal(task_kill(L, f->c, "app", SIGKILL), FERRY_CODE_OK);
-        struct reply w;
-        wait_async(f->c, "app", &w);
-        assert_true(run_until_flag(L, &w.done, 5000));
-        assert_int_equal(wait_exit_status(&w), 128 + SIGKILL);
-        protobuf_c_message_free_unpacked(w.resp, NULL);
+        assert_int_equal(task_wait_exit(L, f->c, "app"), 128 + SIGKILL);
         assert_int_equal(task_state(L, f->c, "pause", &st, NULL), FERRY_CODE_OK);
         assert_int_equal(st, CONTAINERD__TASK__V2__STATUS__RUNNING);
         assert_int_equal(task_state(L, f->c, "sidecar", &st, NULL), FERRY_CODE_OK);
         assert_int_equal(st, CONTAINERD__TASK__V2__STATUS__RUNNING);
         assert_int_equal(task_delete(L, f->c, "app", NULL), FERRY_CODE_OK);
+}
+
+static enum ferry_code resize_pty(struct fixture *f, const char *id, uint32_t width,
+                                  uint32_t height)
+{
+        Containerd__Task__V2__ResizePtyRequest rz = CONTAINERD__TASK__V2__RESIZE_PTY_REQUEST__INIT;
+        rz.id = (char *)id;
+        rz.width = width;
+        rz.height = height;
+        return TASK_CALL(L, f->c, "ResizePty", rz, containerd__task__v2__empty, NULL);
 }
 
 /* Every rejection a client can provoke, with its status code. */
@@ -282,12 +235,7 @@ static void test_rejections(void **state)
         io.id = "nope";
         assert_int_equal(TASK_CALL(L, f->c, "CloseIO", io, containerd__task__v2__empty, NULL),
                          FERRY_CODE_NOT_FOUND);
-        Containerd__Task__V2__ResizePtyRequest rz = CONTAINERD__TASK__V2__RESIZE_PTY_REQUEST__INIT;
-        rz.id = "c3";
-        rz.width = 80;
-        rz.height = 24;
-        assert_int_equal(TASK_CALL(L, f->c, "ResizePty", rz, containerd__task__v2__empty, NULL),
-                         FERRY_CODE_FAILED_PRECONDITION);
+        assert_int_equal(resize_pty(f, "c3", 80, 24), FERRY_CODE_FAILED_PRECONDITION);
 
         /* kill, then a second kill finds the process finished */
         assert_int_equal(task_kill(L, f->c, "c3", SIGKILL), FERRY_CODE_OK);
@@ -311,10 +259,7 @@ static void test_kill_created_and_terminal(void **state)
         assert_int_equal(task_create(L, f->c, "never", NULL), FERRY_CODE_OK);
         assert_int_equal(task_kill(L, f->c, "never", SIGKILL), FERRY_CODE_OK);
         struct reply w;
-        wait_async(f->c, "never", &w);
-        assert_true(run_until_flag(L, &w.done, 5000));
-        assert_int_equal(wait_exit_status(&w), 1);
-        protobuf_c_message_free_unpacked(w.resp, NULL);
+        assert_int_equal(task_wait_exit(L, f->c, "never"), 1);
         assert_int_equal(task_delete(L, f->c, "never", &code), FERRY_CODE_OK);
         assert_int_equal(code, 1);
 
@@ -325,18 +270,10 @@ static void test_kill_created_and_terminal(void **state)
         assert_int_equal(
             TASK_CALL(L, f->c, "Create", cr, containerd__task__v2__create_task_response, NULL),
             FERRY_CODE_OK);
-        Containerd__Task__V2__ResizePtyRequest rz = CONTAINERD__TASK__V2__RESIZE_PTY_REQUEST__INIT;
-        rz.id = "tty";
-        rz.width = 0;
-        rz.height = 24;
-        assert_int_equal(TASK_CALL(L, f->c, "ResizePty", rz, containerd__task__v2__empty, NULL),
-                         FERRY_CODE_INVALID_ARGUMENT);
-        rz.width = 120;
-        assert_int_equal(TASK_CALL(L, f->c, "ResizePty", rz, containerd__task__v2__empty, NULL),
-                         FERRY_CODE_FAILED_PRECONDITION);
+        assert_int_equal(resize_pty(f, "tty", 0, 24), FERRY_CODE_INVALID_ARGUMENT);
+        assert_int_equal(resize_pty(f, "tty", 120, 24), FERRY_CODE_FAILED_PRECONDITION);
         assert_int_equal(task_start(L, f->c, "tty", NULL), FERRY_CODE_OK);
-        assert_int_equal(TASK_CALL(L, f->c, "ResizePty", rz, containerd__task__v2__empty, NULL),
-                         FERRY_CODE_OK);
+        assert_int_equal(resize_pty(f, "tty", 120, 24), FERRY_CODE_OK);
         assert_int_equal(task_kill(L, f->c, "tty", SIGKILL), FERRY_CODE_OK);
         wait_async(f->c, "tty", &w);
         assert_true(run_until_flag(L, &w.done, 5000));
@@ -379,27 +316,14 @@ static void test_sandbox_api(void **state)
                                       NULL),
                          FERRY_CODE_ALREADY_EXISTS);
 
-        Containerd__Runtime__Sandbox__V1__StartSandboxRequest st =
-            CONTAINERD__RUNTIME__SANDBOX__V1__START_SANDBOX_REQUEST__INIT;
-        st.sandbox_id = "other";
-        assert_int_equal(SANDBOX_CALL(L, f->c, "StartSandbox", st,
-                                      containerd__runtime__sandbox__v1__start_sandbox_response,
-                                      NULL),
-                         FERRY_CODE_NOT_FOUND);
-        st.sandbox_id = "pod-1";
+        assert_int_equal(sandbox_start_call(L, f->c, "other", NULL), FERRY_CODE_NOT_FOUND);
         Containerd__Runtime__Sandbox__V1__StartSandboxResponse *sresp = NULL;
-        assert_int_equal(SANDBOX_CALL(L, f->c, "StartSandbox", st,
-                                      containerd__runtime__sandbox__v1__start_sandbox_response,
-                                      &sresp),
-                         FERRY_CODE_OK);
+        assert_int_equal(sandbox_start_call(L, f->c, "pod-1", &sresp), FERRY_CODE_OK);
         assert_int_equal(sresp->pid, (uint32_t)getpid());
         assert_non_null(sresp->created_at);
         protobuf_c_message_free_unpacked(&sresp->base, NULL);
         /* starting a running sandbox is idempotent (spec/vm.yaml: start when running) */
-        assert_int_equal(SANDBOX_CALL(L, f->c, "StartSandbox", st,
-                                      containerd__runtime__sandbox__v1__start_sandbox_response,
-                                      NULL),
-                         FERRY_CODE_OK);
+        assert_int_equal(sandbox_start_call(L, f->c, "pod-1", NULL), FERRY_CODE_OK);
 
         Containerd__Runtime__Sandbox__V1__SandboxStatusRequest ss =
             CONTAINERD__RUNTIME__SANDBOX__V1__SANDBOX_STATUS_REQUEST__INIT;
@@ -454,13 +378,7 @@ static void test_sandbox_api(void **state)
         assert_true(run_until_flag(L, &gone.done, 1000));
         assert_int_equal(gone.code, FERRY_CODE_UNAVAILABLE);
 
-        Containerd__Runtime__Sandbox__V1__StopSandboxRequest stop =
-            CONTAINERD__RUNTIME__SANDBOX__V1__STOP_SANDBOX_REQUEST__INIT;
-        stop.sandbox_id = "pod-1";
-        assert_int_equal(SANDBOX_CALL(L, f->c, "StopSandbox", stop,
-                                      containerd__runtime__sandbox__v1__stop_sandbox_response,
-                                      NULL),
-                         FERRY_CODE_OK);
+        assert_int_equal(sandbox_stop_call(L, f->c, "pod-1"), FERRY_CODE_OK);
         assert_true(run_until_flag(L, &sw.done, 5000));
         assert_int_equal(sw.code, FERRY_CODE_OK);
         protobuf_c_message_free_unpacked(sw.resp, NULL);
@@ -574,10 +492,7 @@ static void test_concurrent_clients(void **state)
         for (int i = 0; i < N; i++)
                 assert_int_equal(task_kill(L, cs[i], ids[i], SIGKILL), FERRY_CODE_OK);
         for (int i = 0; i < N; i++) {
-                wait_async(cs[i], ids[i], &r[i]);
-                assert_true(run_until_flag(L, &r[i].done, 5000));
-                assert_int_equal(wait_exit_status(&r[i]), 128 + SIGKILL);
-                protobuf_c_message_free_unpacked(r[i].resp, NULL);
+                assert_int_equal(task_wait_exit(L, cs[i], ids[i]), 128 + SIGKILL);
                 assert_int_equal(task_delete(L, cs[i], ids[i], NULL), FERRY_CODE_OK);
                 ttrpc_client_close(cs[i]);
         }
@@ -587,16 +502,16 @@ int main(void)
 {
         signal(SIGPIPE, SIG_IGN);
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup_teardown(test_socket_mode, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_guest_exit, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_pod, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_rejections, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_kill_created_and_terminal, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_shutdown, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_sandbox_api, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_bad_clients, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_concurrent_clients, setup, teardown),
+            FIXTURE_TEST(test_socket_mode),
+            FIXTURE_TEST(test_lifecycle),
+            FIXTURE_TEST(test_guest_exit),
+            FIXTURE_TEST(test_pod),
+            FIXTURE_TEST(test_rejections),
+            FIXTURE_TEST(test_kill_created_and_terminal),
+            FIXTURE_TEST(test_shutdown),
+            FIXTURE_TEST(test_sandbox_api),
+            FIXTURE_TEST(test_bad_clients),
+            FIXTURE_TEST(test_concurrent_clients),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,7 @@
  * shares and its windows.devices vPCI devices, all released again at Delete; bad input is
  * INVALID_ARGUMENT naming the field and changes nothing; a failed map releases what was mapped;
  * execs start, are signalled, waited for and deleted; an init's Kill signals its container. */
-#include "client.h"
+#include "task_fixture.h"
 
 #include <signal.h>
 #include <sys/stat.h>
@@ -16,77 +16,16 @@
 #include "ctrl/vm/vm.h"
 #include "hcs/fault.h"
 #include "hcs/sim/sim.h"
-#include "service/sandbox.h"
-#include "service/shim.h"
-
-struct fixture {
-        uv_loop_t loop;
-        char dir[64];
-        char sock[128];
-        struct shim *shim;
-        struct ttrpc_client *c;
-        bool exited;
-};
-
-static void on_shim_exit(void *ud)
-{
-        struct fixture *f = ud;
-        f->exited = true;
-}
 
 static int setup(void **state)
 {
-        struct fixture *f = calloc(1, sizeof(*f));
-        assert_non_null(f);
-        assert_int_equal(uv_loop_init(&f->loop), 0);
-        ferry_strscpy(f->dir, "/tmp/ferry-dev-XXXXXX", sizeof(f->dir));
-        assert_non_null(mkdtemp(f->dir));
-        ferry_bprintf(f->sock, sizeof(f->sock), "%s/shim.sock", f->dir);
-        struct shim_options o = {
-            .sandbox = {.memory_mb = 8},
-            .on_exit = on_shim_exit,
-            .on_exit_userdata = f,
-        };
-        assert_int_equal(shim_new(&f->loop, &o, &f->shim), 0);
-        assert_int_equal(shim_listen(f->shim, f->sock), 0);
-        assert_int_equal(ttrpc_client_connect(&f->loop, f->sock, NULL, &f->c), 0);
-        hcs_fault_reset();
-        *state = f;
-        return 0;
+        static const struct fixture_options o = {.name = "dev", .sandbox = {.memory_mb = 8}};
+        return fixture_setup(state, &o);
 }
-
-static void rm_rf(const char *dir)
-{
-        char cmd[160];
-        ferry_bprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        assert_int_equal(system(cmd), 0);
-}
-
-static int teardown(void **state)
-{
-        struct fixture *f = *state;
-        hcs_fault_reset();
-        ttrpc_client_close(f->c);
-        shim_shutdown(f->shim);
-        assert_true(run_until_flag(&f->loop, &f->exited, 10000));
-        shim_free(f->shim);
-        uv_run(&f->loop, UV_RUN_DEFAULT);
-        assert_int_equal(uv_loop_close(&f->loop), 0);
-        rm_rf(f->dir);
-        free(f);
-        return 0;
-}
-
-#define L (&f->loop)
 
 static struct sandbox *sb_of(struct fixture *f)
 {
         return shim_sandbox(f->shim);
-}
-
-static struct sim_vm *sim(struct fixture *f)
-{
-        return hcs_system_backend_vm(vm_system(sandbox_vm(sb_of(f))));
 }
 
 /* What the sim VM holds: guest mounts by kind, ready vPCI devices, guest NICs, and the host
@@ -106,7 +45,7 @@ static size_t named_used(const struct sim_named *t, size_t n)
 
 static struct vm_view view(struct fixture *f)
 {
-        struct sim_vm *v = sim(f);
+        struct sim_vm *v = fixture_sim(f);
         struct vm_view w = {0};
         assert_non_null(v);
         pthread_mutex_lock(&v->lock);
@@ -165,11 +104,7 @@ static enum ferry_code sandbox_up(struct fixture *f, const char *ns_path, char *
                 ferry_strscpy(msg, r.message, size);
         if (r.code != FERRY_CODE_OK)
                 return r.code;
-        Containerd__Runtime__Sandbox__V1__StartSandboxRequest sr =
-            CONTAINERD__RUNTIME__SANDBOX__V1__START_SANDBOX_REQUEST__INIT;
-        sr.sandbox_id = "pod";
-        return SANDBOX_CALL(L, f->c, "StartSandbox", sr,
-                            containerd__runtime__sandbox__v1__start_sandbox_response, NULL);
+        return sandbox_start_call(L, f->c, "pod", NULL);
 }
 
 /* Create with one rootfs mount (type, source, one option; type NULL: no rootfs, or two
@@ -315,7 +250,7 @@ static enum ferry_code proc_call(struct fixture *f, const char *method, const ch
 /* The guest container id's state (0: none). */
 static int guest_container_state(struct fixture *f, const char *id)
 {
-        struct sim_vm *v = sim(f);
+        struct sim_vm *v = fixture_sim(f);
         int st = 0;
         pthread_mutex_lock(&v->lock);
         for (size_t i = 0; i < v->guest.n_containers; i++)
@@ -398,13 +333,7 @@ static void test_devices_lifecycle(void **state)
         assert_int_equal(w.scsi_slots, 0);
 
         uint64_t removes = hcs_fault_calls("guest.nic_remove");
-        Containerd__Runtime__Sandbox__V1__StopSandboxRequest st =
-            CONTAINERD__RUNTIME__SANDBOX__V1__STOP_SANDBOX_REQUEST__INIT;
-        st.sandbox_id = "pod";
-        assert_int_equal(SANDBOX_CALL(L, f->c, "StopSandbox", st,
-                                      containerd__runtime__sandbox__v1__stop_sandbox_response,
-                                      NULL),
-                         FERRY_CODE_OK);
+        assert_int_equal(sandbox_stop_call(L, f->c, "pod"), FERRY_CODE_OK);
         assert_int_equal(hcs_fault_calls("guest.nic_remove"), removes + 1);
         assert_int_equal(network_nic_count(n), 0);
 }
@@ -608,11 +537,11 @@ static void test_exec(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup_teardown(test_devices_lifecycle, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_devices_bad_input, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_devices_failures, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_devices_block_migration, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_exec, setup, teardown),
+            FIXTURE_TEST(test_devices_lifecycle),
+            FIXTURE_TEST(test_devices_bad_input),
+            FIXTURE_TEST(test_devices_failures),
+            FIXTURE_TEST(test_devices_block_migration),
+            FIXTURE_TEST(test_exec),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

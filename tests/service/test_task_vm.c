@@ -3,7 +3,7 @@
  * Pause and Resume of the sandbox task freeze and thaw the VM, other tasks answer
  * UNIMPLEMENTED, Stats answers hcsshim's Statistics, host faults leave the VM where the spec
  * says, and a migration session refuses Pause/Resume (and Stats while the VM migrates). */
-#include "client.h"
+#include "task_fixture.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,24 +12,12 @@
 #include "hcs/fault.h"
 #include "hcs/sim/sim.h"
 #include "migration.pb-c.h"
-#include "service/events.h"
-#include "service/sandbox.h"
-#include "service/shim.h"
 #include "service/task_vm.h"
 #include "stats.pb-c.h"
 
 #define MEMORY_MB 8
 
-struct fixture {
-        uv_loop_t loop;
-        char dir[64];
-        char sock[128];
-        struct shim *shim;
-        struct ttrpc_client *c;
-        bool exited;
-        char events[512]; /* "topic body" lines of the pause and resume events */
-};
-
+/* Keeps "topic body" lines of the pause and resume events. */
 static void on_event(uint64_t seq, const char *topic, const char *json, void *ud)
 {
         struct fixture *f = ud;
@@ -38,51 +26,15 @@ static void on_event(uint64_t seq, const char *topic, const char *json, void *ud
                 ferry_bprintf(f->events + n, sizeof(f->events) - n, "%s %s\n", topic, json);
 }
 
-static void on_shim_exit(void *ud)
-{
-        struct fixture *f = ud;
-        f->exited = true;
-}
-
 static int setup(void **state)
 {
-        hcs_fault_reset();
-        struct fixture *f = calloc(1, sizeof(*f));
-        assert_non_null(f);
-        assert_int_equal(uv_loop_init(&f->loop), 0);
-        ferry_strscpy(f->dir, "/tmp/ferry-svcvm-XXXXXX", sizeof(f->dir));
-        assert_non_null(mkdtemp(f->dir));
-        ferry_bprintf(f->sock, sizeof(f->sock), "%s/shim.sock", f->dir);
-        struct shim_options o = {
+        static const struct fixture_options o = {
+            .name = "svcvm",
             .sandbox = {.memory_mb = MEMORY_MB, .dirty_pages_rate = 1000},
-            .on_exit = on_shim_exit,
-            .on_exit_userdata = f,
+            .on_event = on_event,
         };
-        assert_int_equal(shim_new(&f->loop, &o, &f->shim), 0);
-        assert_true(shim_events_subscribe(shim_get_events(f->shim), on_event, f) > 0);
-        assert_int_equal(shim_listen(f->shim, f->sock), 0);
-        assert_int_equal(ttrpc_client_connect(&f->loop, f->sock, NULL, &f->c), 0);
-        *state = f;
-        return 0;
+        return fixture_setup(state, &o);
 }
-
-static int teardown(void **state)
-{
-        struct fixture *f = *state;
-        hcs_fault_reset();
-        ttrpc_client_close(f->c);
-        shim_shutdown(f->shim);
-        assert_true(run_until_flag(&f->loop, &f->exited, 10000));
-        shim_free(f->shim);
-        uv_run(&f->loop, UV_RUN_DEFAULT);
-        assert_int_equal(uv_loop_close(&f->loop), 0);
-        unlink(f->sock);
-        rmdir(f->dir);
-        free(f);
-        return 0;
-}
-
-#define L (&f->loop)
 
 static enum ferry_code pause_task(struct fixture *f, const char *id, struct reply *r)
 {
@@ -134,10 +86,6 @@ static const char *vm_state(struct fixture *f)
         return vm_state_name(sandbox_vm(shim_sandbox(f->shim)));
 }
 
-static struct sim_vm *sim(struct fixture *f)
-{
-        return hcs_system_backend_vm(vm_system(sandbox_vm(shim_sandbox(f->shim))));
-}
 
 /* "pod" is the sandbox's task (the first one boots the VM with its id); "app" is not. */
 static void start_pod(struct fixture *f)
@@ -157,7 +105,7 @@ static void test_pause_resume(void **state)
 
         assert_int_equal(pause_task(f, "pod", &r), FERRY_CODE_OK);
         assert_string_equal(vm_state(f), "paused");
-        assert_int_equal(sim(f)->state, SIM_PAUSED);
+        assert_int_equal(fixture_sim(f)->state, SIM_PAUSED);
         /* Every task of the VM is paused with it, and containerd hears TaskPaused. */
         Containerd__Task__V2__Status s;
         assert_int_equal(task_state(L, f->c, "pod", &s, NULL), FERRY_CODE_OK);
@@ -173,7 +121,7 @@ static void test_pause_resume(void **state)
 
         assert_int_equal(resume_task(f, "pod", &r), FERRY_CODE_OK);
         assert_string_equal(vm_state(f), "running");
-        assert_int_equal(sim(f)->state, SIM_RUNNING);
+        assert_int_equal(fixture_sim(f)->state, SIM_RUNNING);
         assert_int_equal(resume_task(f, "pod", &r), FERRY_CODE_OK); /* already running */
         assert_int_equal(task_state(L, f->c, "app", &s, NULL), FERRY_CODE_OK);
         assert_int_equal(s, CONTAINERD__TASK__V2__STATUS__RUNNING);
@@ -204,16 +152,16 @@ static void test_pause_faults(void **state)
         assert_non_null(strstr(r.message, "pause vm"));
         assert_string_equal(f->events, ""); /* nothing paused: no event */
         assert_string_equal(vm_state(f), "running");
-        assert_int_equal(sim(f)->state, SIM_RUNNING);
+        assert_int_equal(fixture_sim(f)->state, SIM_RUNNING);
 
         /* The host refuses the resume: the VM stays paused, and a retry thaws it. */
         assert_int_equal(pause_task(f, "pod", &r), FERRY_CODE_OK);
         assert_int_equal(hcs_fault_arm("hcs.resume", &fault), 0);
         assert_int_equal(resume_task(f, "pod", &r), FERRY_CODE_UNKNOWN);
         assert_string_equal(vm_state(f), "paused");
-        assert_int_equal(sim(f)->state, SIM_PAUSED);
+        assert_int_equal(fixture_sim(f)->state, SIM_PAUSED);
         assert_int_equal(resume_task(f, "pod", &r), FERRY_CODE_OK);
-        assert_int_equal(sim(f)->state, SIM_RUNNING);
+        assert_int_equal(fixture_sim(f)->state, SIM_RUNNING);
 
         /* Stats carries the host's failure too. */
         assert_int_equal(hcs_fault_arm("hcs.properties", &fault), 0);
@@ -308,7 +256,7 @@ static void test_session_gates(void **state)
         /* A paused VM is not migrated: the session's prepare fails and the VM stays paused. */
         assert_int_equal(prepare_and_export(f), FERRY_CODE_FAILED_PRECONDITION);
         assert_string_equal(vm_state(f), "paused");
-        assert_int_equal(sim(f)->state, SIM_PAUSED);
+        assert_int_equal(fixture_sim(f)->state, SIM_PAUSED);
 }
 
 /* The compatibility blob comes from the host's properties: without it the export fails, the
@@ -324,7 +272,7 @@ static void test_export_without_compat_blob(void **state)
         assert_int_not_equal(prepare_and_export(f), FERRY_CODE_OK);
         assert_int_equal(hcs_fault_calls("hcs.properties"), before + 1);
         roll_back(f);
-        assert_int_equal(sim(f)->state, SIM_RUNNING);
+        assert_int_equal(fixture_sim(f)->state, SIM_RUNNING);
         Containerd__Task__V2__Status s;
         assert_int_equal(task_state(L, f->c, "app", &s, NULL), FERRY_CODE_OK);
         assert_int_equal(s, CONTAINERD__TASK__V2__STATUS__RUNNING);
@@ -339,11 +287,11 @@ static void test_export_without_compat_blob(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_pause_faults, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_session_gates, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_export_without_compat_blob, setup, teardown),
+            FIXTURE_TEST(test_pause_resume),
+            FIXTURE_TEST(test_pause_faults),
+            FIXTURE_TEST(test_stats),
+            FIXTURE_TEST(test_session_gates),
+            FIXTURE_TEST(test_export_without_compat_blob),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
