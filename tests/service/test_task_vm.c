@@ -237,6 +237,48 @@ static void roll_back(struct fixture *f)
 }
 
 /* While a session runs, Pause/Resume are refused; Stats follows the VM (ensureVMRunning). */
+/* A pod made through the Sandbox API has no task named after it: Pause, Resume and Stats of
+ * the sandbox id still reach its VM, and SandboxStatus reads paused meanwhile. */
+static void test_sandbox_api_pod(void **state)
+{
+        struct fixture *f = *state;
+        struct reply r;
+        Containerd__Runtime__Sandbox__V1__CreateSandboxRequest cr =
+            CONTAINERD__RUNTIME__SANDBOX__V1__CREATE_SANDBOX_REQUEST__INIT;
+        cr.sandbox_id = "pod-1";
+        cr.bundle_path = "/run/pods/pod-1";
+        /* before the sandbox exists there is nothing to pause */
+        assert_int_equal(pause_task(f, "pod-1", &r), FERRY_CODE_NOT_FOUND);
+        assert_int_equal(SANDBOX_CALL(L, f->c, "CreateSandbox", cr,
+                                      containerd__runtime__sandbox__v1__create_sandbox_response,
+                                      NULL),
+                         FERRY_CODE_OK);
+        assert_int_equal(sandbox_start_call(L, f->c, "pod-1", NULL), FERRY_CODE_OK);
+        Containerd__Task__V2__Status s;
+        assert_int_equal(task_state(L, f->c, "pod-1", &s, NULL), FERRY_CODE_NOT_FOUND);
+
+        assert_int_equal(pause_task(f, "pod-1", &r), FERRY_CODE_OK);
+        assert_string_equal(vm_state(f), "paused");
+        Containerd__Runtime__Sandbox__V1__SandboxStatusRequest ss =
+            CONTAINERD__RUNTIME__SANDBOX__V1__SANDBOX_STATUS_REQUEST__INIT;
+        Containerd__Runtime__Sandbox__V1__SandboxStatusResponse *status = NULL;
+        ss.sandbox_id = "pod-1";
+        assert_int_equal(SANDBOX_CALL(L, f->c, "SandboxStatus", ss,
+                                      containerd__runtime__sandbox__v1__sandbox_status_response,
+                                      (ProtobufCMessage **)&status),
+                         FERRY_CODE_OK);
+        assert_string_equal(status->state, "paused");
+        protobuf_c_message_free_unpacked(&status->base, NULL);
+        assert_int_equal(resume_task(f, "pod-1", &r), FERRY_CODE_OK);
+        assert_string_equal(vm_state(f), "running");
+        Containerd__Runhcs__Stats__V1__Statistics *st = NULL;
+        assert_int_equal(stats_task(f, "pod-1", &r, &st), FERRY_CODE_OK);
+        assert_non_null(st->vm);
+        containerd__runhcs__stats__v1__statistics__free_unpacked(st, NULL);
+        /* another id is still not the pod */
+        assert_int_equal(pause_task(f, "pod-2", &r), FERRY_CODE_NOT_FOUND);
+}
+
 static void test_session_gates(void **state)
 {
         struct fixture *f = *state;
@@ -291,6 +333,7 @@ int main(void)
             FIXTURE_TEST(test_pause_faults),
             FIXTURE_TEST(test_stats),
             FIXTURE_TEST(test_session_gates),
+            FIXTURE_TEST(test_sandbox_api_pod),
             FIXTURE_TEST(test_export_without_compat_blob),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
