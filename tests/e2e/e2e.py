@@ -15,23 +15,29 @@ CASE is one of:
                 the image, on each side: the source keeps the pod each time
   cancel-states `ferryctl migrate --stop-after STEP --cancel-side SIDE` at every session state
                 reachable over ttrpc, on each side: the Cancel's answer, the state it landed in
-                (the shim's trace and Task.State), both sessions idle, the source's pod running,
-                nothing on the destination; then one whole migration between the same shims
+                (the shim's trace and Task.State), both sessions idle, the source's pod running
+                and its guest workload advancing (task stats), nothing on the destination; then
+                one whole migration between the same shims
   late-create   an annotated CreateTask outside ImportSandbox..PrepareSandbox: FAILED_PRECONDITION,
                 nothing changed, the migration completes
   second-session  PrepareAndExportSandbox / ImportSandbox of a second session while one is active:
                 FAILED_PRECONDITION at several points; the first completes
   session-mismatch  every session call with a wrong id on both sides at several points:
                 INVALID_ARGUMENT, nothing changed; the migration completes
+  sigterm       SIGTERM to `watch` and to `migrate` blocked in a call the destination (stopped)
+                never answers: both end within seconds, migrate non-zero after its rollback; the
+                source's pod runs on
   sweep FAULTS ARTIFACTS [--valgrind] [--leak-subset] [--suppressions=FILE]
                 the migration once per fault point (FAULTS: the fault_names program) on each
                 side, once per transport drop point (ferryctl's relay cuts the socket after N
-                bytes) and three controls; for each run the declared end state of its outcome
-                and the workload's survival are asserted (check_end_state); exit 3 (the fault
-                stopped the pod's creation) is accepted. --valgrind runs both shims under
-                memcheck (no error, no definite leak); --leak-subset runs a few representative
-                points only. A failed run's shim logs, FSM traces, valgrind logs and ferryctl
-                output are kept under ARTIFACTS/<run>
+                bytes), three controls and four faulted cancels (ROLLBACK_FAULTS, whose point
+                must fire); for each run the declared end state of its outcome and the
+                workload's survival are asserted (check_end_state); exit 3 (the fault stopped
+                the pod's creation) is accepted. The whole sweep fails when a fault point never
+                fired in any run. --valgrind runs both shims under memcheck (no error, no
+                definite leak); --leak-subset runs a few representative points only. A failed
+                run's shim logs, FSM traces, valgrind logs and ferryctl output are kept under
+                ARTIFACTS/<run>
 Exit status: 0 pass, 1 fail, 77 skipped (what is missing is printed).
 """
 import json
@@ -459,10 +465,11 @@ class Sweep:
         self.fired = {}     # fault point -> fired in at least one run
         self.unlogged = []  # runs whose shim left no fault line
 
-    def run(self, label, extra, expect=None, fault=None):
+    def run(self, label, extra, expect=None, fault=None, must_fire=False, scratch=None):
         """One demo; expect(summary) may add its own assertions; fault=(side, name) records
-        whether that shim's armed point fired (its exit log line). Returns the summary or
-        None."""
+        whether that shim's armed point fired (its exit log line), and must_fire fails the run
+        when it did not; scratch(dir, failures, label) checks the kept scratch directory (the
+        shims' logs and FSM traces). Returns the summary or None."""
         import shutil
         vg_dir = None
         env = dict(os.environ)
@@ -512,7 +519,15 @@ class Sweep:
         if vg_dir:
             check_valgrind(vg_dir, self.failures, label)
         if fault:
-            self.note_fired(r, fault, label)
+            fired = self.note_fired(r, fault, label)
+            if must_fire and not fired:
+                self.failures.append("%s: the armed point %s %s: the run proves nothing" % (
+                    label, fault[1], "never fired" if fired is False else
+                    "left no fault line (the shim was killed before its exit)"))
+        if scratch and kept_dir(r):
+            scratch(kept_dir(r), self.failures, label)
+        elif scratch:
+            self.failures.append("%s: the demo kept no scratch directory to check" % label)
         if len(self.failures) > before:
             self.counts["failed"] += 1
             kept = keep_artifacts(r, self.artifacts,
@@ -539,9 +554,33 @@ class Sweep:
         return self.run("%s-fault/%s" % (side, name), ["--%s-fault" % side, arg],
                         fault=(side, name))
 
+    def rollback(self, side, name):
+        """Cancel as soon as both transfers started, with a point the cancel or the rollback
+        calls armed on side: the point must fire (ROLLBACK_FAULTS), the run must end
+        cancelled with the source resumed (check_end_state: the workload runs there), and
+        a failed Cancel must leave its trace: the session failed, then was cancelled again
+        by the rollback and ended idle."""
+        def expect(s, failures, label):
+            if not (s["cancelled"] and s["rolled_back"] and not s["succeeded"]):
+                failures.append("%s: not cancelled and rolled back: %s" % (label, s))
+
+        def scratch(d, failures, label):
+            recs = trace_records(os.path.join(d, side + ".trace"))
+            if name == "hcs.cancel" and not any(
+                    r["event"] == "cancel_failed" and r["to"] == "failed" for r in recs):
+                failures.append("%s: the failed Cancel did not send the %s session to failed: "
+                                "%s" % (label, side, recs[-12:]))
+            if not recs or recs[-1]["to"] != "idle":
+                failures.append("%s: the %s session ends in %s, not idle" % (
+                    label, side, recs[-1]["to"] if recs else "(no record)"))
+        return self.run("rollback/%s-fault/%s" % (side, name),
+                        ["--cancel-after-pass", "0", "--%s-fault" % side, name], expect,
+                        fault=(side, name), must_fire=True, scratch=scratch)
+
     def note_fired(self, r, fault, label):
         """The shim logs `ferry-shim: fault NAME nth=N calls=C fired=yes|no` for each armed
-        point at exit: a point counts as exercised once a run saw it fire."""
+        point at exit: a point counts as exercised once a run saw it fire. Returns whether it
+        fired in this run, None when the shim left no such line."""
         import re
         side, name = fault
         d = kept_dir(r)
@@ -555,11 +594,13 @@ class Sweep:
         m = re.search(r"^ferry-shim: fault %s nth=\d+ calls=(\d+) fired=(yes|no)$" %
                       re.escape(name), text, re.M)
         if m is None:
-            # a shim killed before its exit (valgrind's, or a crash the run reports) logs nothing
+            # a shim killed before its exit (valgrind's, or a crash the run reports) logs
+            # nothing: the run does not count for the point, and finish() names it
             self.fired.setdefault(name, False)
             self.unlogged.append(label)
-            return
+            return None
         self.fired[name] = self.fired.get(name, False) or m.group(2) == "yes"
+        return m.group(2) == "yes"
 
     def drop(self, nbytes, side, must_drop):
         """The migration socket dropped after nbytes by ferryctl's relay: when the drop comes
@@ -576,7 +617,9 @@ class Sweep:
         return self.run("drop/%d:%s" % (nbytes, side),
                         ["--drop-transport-after", "%d:%s" % (nbytes, side)], expect)
 
-    def finish(self, what):
+    def finish(self, what, names=None):
+        """Prints the totals. names: every fault point (the full sweep): each must have fired
+        in at least one run, or the sweep fails naming the ones that never did."""
         import shutil
         shutil.rmtree(self.tmp, ignore_errors=True)
         c = self.counts
@@ -585,18 +628,25 @@ class Sweep:
               "%d failed" % (c["runs"], what, " under valgrind" if self.valgrind else "",
                              c["migrated"], c["rolled back"], c["setup stopped"], c["dropped"],
                              c["failed"]))
+        if names:
+            quiet = [n for n in names if not self.fired.get(n)]
+            print("sweep: %d runs, %d of %d fault points fired" % (
+                c["runs"], len(names) - len(quiet), len(names)))
+            if quiet:
+                self.failures.append("fault points that never fired in any run (not exercised):"
+                                     " %s" % ", ".join(quiet))
         if self.valgrind and c["handoff refused (valgrind)"]:
             print("sweep: %d runs rolled back at the socket handoff: under valgrind the shim "
                   "cannot pidfd_getfd and has no handoff socket yet (docs/testing.md)" %
                   c["handoff refused (valgrind)"])
-        if self.fired:
+        if self.fired and not names:
             quiet = sorted(n for n, f in self.fired.items() if not f)
             print("sweep: %d of %d fault points fired in at least one run%s" % (
                 len(self.fired) - len(quiet), len(self.fired),
                 ("; never reached by the demo's migration: " + ", ".join(quiet)) if quiet else ""))
-            if self.unlogged:
-                print("sweep: %d runs' shims left no fault line (killed before exit): %s" % (
-                    len(self.unlogged), ", ".join(self.unlogged[:8])))
+        if self.unlogged:
+            print("sweep: %d runs' shims left no fault line (killed before exit), not counted "
+                  "as firing: %s" % (len(self.unlogged), ", ".join(self.unlogged[:8])))
         kept = [k for k in self.kept if k]
         if kept:
             print("sweep: logs, traces and valgrind logs of the failed runs:\n  " +
@@ -604,8 +654,13 @@ class Sweep:
 
 
 SUPPRESSIONS = ""
-# Source faults that land in the rollback's FinalizeSandbox(RESUME) when a cancel comes first.
-ROLLBACK_FAULTS = ("hcs.finalize", "hcs.resume", "guest.raise_floors")
+# What a Cancel and the rollback after it call, each point failed on its first call (the cancel
+# comes as soon as both transfers started): the Cancel's hcs.cancel on either side (the session
+# fails; the rollback's Cancel then succeeds) and the source's FinalizeSandbox(RESUME),
+# hcs.finalize then guest.raise_floors (ferryctl retries it). The source must end up running.
+# No plain run reaches hcs.cancel: only a cancel calls it.
+ROLLBACK_FAULTS = (("source", "hcs.cancel"), ("destination", "hcs.cancel"),
+                   ("source", "hcs.finalize"), ("source", "guest.raise_floors"))
 # The leak subset (default suite): a clean migration, a fault in the setup, in the destination's
 # prepare, in the source's transfer, a failed resume, a cancel and a dropped transport.
 LEAK_SUBSET = [("source", "guest.create_container"), ("destination", "hcs.lm_start_destination"),
@@ -640,10 +695,9 @@ def case_sweep(ctl, shim, faults, artifacts, failures, opts):
     if probe and probe.get("transport_dropped"):
         failures.append("a 1 GiB budget dropped a %d MiB migration" % sw.memory_mb)
     sw.run("control/cancel-at-0", ["--cancel-after-pass", "0"])
-    # the rollback itself faulted: the source's first resume fails; it must still end running
-    for name in ROLLBACK_FAULTS:
-        sw.run("rollback/source-fault/%s" % name,
-               ["--cancel-after-pass", "0", "--source-fault", name])
+    # the cancel or the rollback itself faulted: the source must still end running
+    for side, name in ROLLBACK_FAULTS:
+        sw.rollback(side, name)
     if leak_subset:
         for side, name in LEAK_SUBSET:
             sw.fault(side, name)
@@ -656,7 +710,7 @@ def case_sweep(ctl, shim, faults, artifacts, failures, opts):
         drop_points(sw, total)
         what = "controls, faulted rollbacks, %d fault points x 2 sides, transport drops" % len(
             names)
-    sw.finish(what)
+    sw.finish(what, None if leak_subset else names)
     print("sweep: %.1f s" % (time.monotonic() - t0))
     failures.extend(sw.failures)
     return 0
@@ -689,18 +743,38 @@ def case_drop(ctl, shim, failures):
 # ---- session rules through two real shims (issue 7): cancel at every state, a late
 # CreateTask, a second session, mismatched session ids ----------------------------------------
 
+def trace_records(path):
+    """The migration machine's records of an FSM trace file, as dicts (from, event, to,
+    result, errno); subscribe records are left out (see Shim)."""
+    try:
+        with open(path) as f:
+            return parse_records(f.read())
+    except OSError:
+        return []
+
+
+def parse_records(text):
+    recs = []
+    for line in text.splitlines():
+        w = line.split()
+        if len(w) == 10 and w[0] == "fsm1" and w[1] == "migration" and w[5] != "subscribe":
+            recs.append({"from": w[4], "event": w[5], "to": w[6], "result": w[7],
+                         "errno": int(w[8])})
+    return recs
+
+
 class Shim:
     """One `ferry-shim serve` with its FSM trace; each new_records() returns the migration
     machine's records written since the last call, as dicts. Subscribe records are left out:
     ferryctl opens its notification streams without waiting, so one may land at any time."""
 
-    def __init__(self, shim, tmp, name, memory_mb=8):
+    def __init__(self, shim, tmp, name, memory_mb=8, args=()):
         self.sock = os.path.join(tmp, name + ".sock")
         self.trace = os.path.join(tmp, name + ".trace")
         self.name, self.offset = name, 0
         self.log = open(os.path.join(tmp, name + ".log"), "w")
         self.p = subprocess.Popen([shim, "serve", "--address", self.sock, "--trace", self.trace,
-                                   "--memory-mb", str(memory_mb)],
+                                   "--memory-mb", str(memory_mb)] + list(args),
                                   stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.ready = self.p.stdout.readline().strip() == "unix://" + self.sock
 
@@ -713,13 +787,7 @@ class Shim:
                 self.offset = f.tell()
         except OSError:
             return recs
-        for line in text.splitlines():
-            w = line.split()
-            if len(w) == 10 and w[0] == "fsm1" and w[1] == "migration" and \
-                    w[5] != "subscribe":
-                recs.append({"from": w[4], "event": w[5], "to": w[6], "result": w[7],
-                             "errno": int(w[8])})
-        return recs
+        return parse_records(text)
 
     def stop(self):
         rc = stop_shim(self.p)
@@ -796,6 +864,37 @@ def check_source_runs(c, sock, pids, label):
     rc, text = c.run(sock, "sandbox", "status")
     expect(rc == 0 and ": ready" in text, "%s: source sandbox: %s" % (label, text.strip()),
            c.failures)
+
+
+# The source's guest workload (ferry-shim --dirty-pages-rate) in the cancel tests: a slow one,
+# so the migrations stay short; its thread is the VM's processor, whose CPU time the sandbox
+# task's Stats report ("processor total runtime", the sim's TotalRuntime100ns).
+WORKLOAD_ARGS = ("--dirty-pages-rate", "200")
+
+
+def vm_runtime_ns(c, sock, sandbox):
+    """The VM's processor runtime from `ferryctl task stats SANDBOX`, or None."""
+    rc, text = c.run(sock, "task", "stats", sandbox)
+    for line in text.splitlines():
+        w = line.split()
+        if rc == 0 and w[:3] == ["processor", "total", "runtime"] and w[-1] == "ns":
+            return int(w[-2])
+    return None
+
+
+def check_workload(c, sock, sandbox, label):
+    """The guest workload runs and advances on sock: two Stats of the sandbox task 30 ms apart,
+    the processor runtime strictly greater the second time (a paused or stopped VM's stands
+    still). One more sample after 100 ms forgives a workload thread the scheduler left out."""
+    first = vm_runtime_ns(c, sock, sandbox)
+    later = []
+    for pause in (0.03, 0.1):
+        time.sleep(pause)
+        later.append(vm_runtime_ns(c, sock, sandbox))
+        if first is not None and later[-1] is not None and later[-1] > first:
+            return
+    c.failures.append("%s: the workload does not advance on the source: processor runtime %s "
+                      "ns, then %s" % (label, first, later))
 
 
 def check_destination_idle(c, sock, tasks, label):
@@ -900,11 +999,12 @@ def case_cancel_states(ctl, shim, failures):
     c = Ctl(ctl, failures)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ferry-cancel-states-") as tmp:
-        a = Shim(shim, tmp, "source")
+        a = Shim(shim, tmp, "source", args=WORKLOAD_ARGS)
         dests = []
         try:
             expect(a.ready, "source shim not ready", failures)
             pids = source_pod(c, a.sock)
+            check_workload(c, a.sock, "p1", "before the cancels")
             a.new_records()
             for i, (stop, side, state, code) in enumerate(CANCEL_CASES):
                 label = "cancel at %s/%s (%s)" % (state, side, stop)
@@ -943,6 +1043,7 @@ def case_cancel_states(ctl, shim, failures):
                 expect(s.get("state_after", {}).get("source") == "idle",
                        "%s: source session after: %s" % (label, s.get("state_after")), failures)
                 check_source_runs(c, a.sock, pids, label)
+                check_workload(c, a.sock, "p1", label)
                 check_destination_idle(c, b.sock, ("t1-moved", "t2"), label)
                 if stop == "export" and side == "destination":
                     # the idle destination: the documented no-ops and the session-id rule
@@ -1194,6 +1295,73 @@ def case_session_mismatch(ctl, shim, failures):
     return 0
 
 
+def case_sigterm(ctl, shim, failures):
+    """SIGTERM ends a ferryctl blocked in its loop (its handler only sets a flag, and libuv
+    polls again after the EINTR: the handler now wakes the loop): `watch` following a session
+    ends at once; `migrate` blocked in a call to a destination that does not answer (SIGSTOPped)
+    gives up the call after its grace, rolls back and exits non-zero within a few seconds, and
+    the source keeps its pod running with the same pids, its session idle."""
+    import tempfile
+    c = Ctl(ctl, failures)
+    with tempfile.TemporaryDirectory(prefix="ferry-sigterm-") as tmp:
+        a, b, pids = with_pod_and_destination(shim, tmp, c)
+        try:
+            m = HeldMigration(ctl, a, b, "term-1", tmp, ["export"])
+            expect(m.wait_held() == "export", "the migration did not hold after export",
+                   failures)
+            w = subprocess.Popen([ctl, "--address", a.sock, "watch", "--session", "term-1"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(0.3)
+            expect(w.poll() is None, "watch ended before the signal: %s" % (
+                w.communicate()[1] if w.poll() is not None else ""), failures)
+            t0 = time.monotonic()
+            w.send_signal(signal.SIGTERM)
+            try:
+                _, werr = w.communicate(timeout=3)
+                print("watch: ended %.2f s after SIGTERM (exit %d)" % (
+                    time.monotonic() - t0, w.returncode))
+                expect(w.returncode == 1 and "interrupted" in werr,
+                       "watch stopped by SIGTERM exited %d: %s" % (w.returncode, werr), failures)
+            except subprocess.TimeoutExpired:
+                w.kill()
+                w.communicate()
+                failures.append("watch still ran 3 s after SIGTERM")
+            # the destination stops answering; ImportSandbox then waits for ever
+            b.p.send_signal(signal.SIGSTOP)
+            try:
+                m.go_on()
+                time.sleep(0.3)
+                expect(m.p.poll() is None, "migrate ended without an answer from the "
+                       "destination", failures)
+                t0 = time.monotonic()
+                m.p.send_signal(signal.SIGTERM)
+                try:
+                    rc = m.p.wait(timeout=6)
+                except subprocess.TimeoutExpired:
+                    rc = None
+                took = time.monotonic() - t0
+            finally:
+                b.p.send_signal(signal.SIGCONT)
+            if rc is None:
+                m.p.kill()
+                failures.append("migrate still ran 6 s after SIGTERM")
+            rc2, s, err = m.finish()
+            print("migrate: exit %s %.2f s after SIGTERM: %s" % (rc2, took, (s or {}).get(
+                "failure")))
+            expect(rc2 not in (0, None), "an interrupted migrate exited %s" % rc2, failures)
+            expect(s is not None and not s["succeeded"] and s["rolled_back"] and
+                   "interrupted by signal %d" % signal.SIGTERM in (s.get("failure") or ""),
+                   "interrupted migrate: %s %s" % (s, err[-1500:]), failures)
+            check_source_runs(c, a.sock, pids, "after SIGTERM")
+            recs = a.new_records()
+            expect(recs and recs[-1]["to"] == "idle", "source session ends in %s" % (
+                recs[-1]["to"] if recs else "(no record)"), failures)
+        finally:
+            expect(a.stop() == 0, "source shim exit", failures)
+            expect(b.stop() == 0, "destination shim exit", failures)
+    return 0
+
+
 def shutil_which(name):
     import shutil
     return shutil.which(name)
@@ -1212,7 +1380,7 @@ def main(argv):
              "cancel": case_cancel, "kill-dest": case_kill_dest,
              "sigint": case_sigint, "drop": case_drop, "cancel-states": case_cancel_states,
              "late-create": case_late_create, "second-session": case_second_session,
-             "session-mismatch": case_session_mismatch}
+             "session-mismatch": case_session_mismatch, "sigterm": case_sigterm}
     if case == "sweep":
         global SUPPRESSIONS
         opts = argv[6:]

@@ -1646,6 +1646,11 @@ int ctl_watch_main(const char *address, int argc, char **argv)
                         w.m.src.stream.message);
                 r = -EIO;
         }
+        if (ctl_interrupted) {
+                /* the stream did not end: the watcher was told to stop */
+                fprintf(stderr, "ferryctl: watch: interrupted\n");
+                r = -EINTR;
+        }
         ctl_disconnect(&w.m.src.conn);
         uv_run(&w.m.loop, UV_RUN_NOWAIT);
         (void)uv_loop_close(&w.m.loop);

@@ -16,26 +16,41 @@
 #define MAX_CHILDREN 16
 
 volatile sig_atomic_t ctl_interrupted;
+volatile sig_atomic_t ctl_signals;
+static int wake_pipe[2] = {-1, -1};
 /* Written only on the main thread outside the handler; the handler only reads. */
 static volatile pid_t children[MAX_CHILDREN];
 
 static void on_signal(int sig)
 {
+        int saved = errno;
+
         ctl_interrupted = sig;
+        ctl_signals++;
+        if (wake_pipe[1] >= 0)
+                (void)!write(wake_pipe[1], "", 1);
         for (size_t i = 0; i < MAX_CHILDREN; i++)
                 if (children[i] > 0)
                         kill(children[i], SIGTERM);
+        errno = saved;
 }
 
 void ctl_proc_install_signals(void)
 {
         struct sigaction sa = {.sa_handler = on_signal};
 
+        if (wake_pipe[0] < 0 && pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+                wake_pipe[0] = wake_pipe[1] = -1; /* waits then end at their next event only */
         sigemptyset(&sa.sa_mask);
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
         /* a shim that dies mid-call must not kill ferryctl through its socket */
         signal(SIGPIPE, SIG_IGN);
+}
+
+int ctl_proc_wake_fd(void)
+{
+        return wake_pipe[0];
 }
 
 static void track(pid_t pid, pid_t replace)

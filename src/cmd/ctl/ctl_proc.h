@@ -12,6 +12,13 @@
 
 /* Set once SIGINT or SIGTERM arrived (after ctl_proc_install_signals()). */
 extern volatile sig_atomic_t ctl_interrupted;
+/* How many SIGINT/SIGTERM arrived, so a wait can tell one that came while it waited. */
+extern volatile sig_atomic_t ctl_signals;
+
+/* The read end of a non-blocking pipe the handler writes one byte to at each signal, so a loop
+ * blocked in epoll wakes up (libuv retries an interrupted poll); -1 before
+ * ctl_proc_install_signals(). Drained by whoever waits on it. */
+int ctl_proc_wake_fd(void);
 
 /* Installs the SIGINT/SIGTERM handler that records the signal and sends SIGTERM to every
  * running child started with ctl_spawn(). */

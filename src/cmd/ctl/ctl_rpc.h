@@ -40,7 +40,10 @@ void ctl_disconnect(struct ctl_conn *conn);
 /* Calls service/method with req (borrowed) and runs the loop until the answer. On OK stores the
  * decoded reply in *ret_resp (new; free with protobuf_c_message_free_unpacked) and returns 0.
  * Otherwise returns the code's negative errno (ferry_code_to_errno) and fills err with the
- * code and the server's message. */
+ * code and the server's message. A SIGINT/SIGTERM (ctl_proc_install_signals()) that arrives
+ * while it waits fails the call with -EINTR; once interrupted, a call waits at most a couple
+ * of seconds (-ETIMEDOUT). When no answer came in that time the connection is dropped
+ * (conn->lost), since the shim does not answer. */
 int ctl_call(struct ctl_conn *conn, const char *service, const char *method,
              const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
              ProtobufCMessage **ret_resp, struct ctl_error *err);
@@ -61,7 +64,9 @@ int ctl_stream_open(struct ctl_conn *conn, const char *service, const char *meth
                     struct ctl_stream *st, struct ctl_error *err);
 
 /* Runs loop until done(userdata) is true or timeout_ms passes (0 = no limit).
- * Returns 0 when done, -ETIMEDOUT, or -EIO when the loop ran out of work first. */
+ * Returns 0 when done, -ETIMEDOUT, -EINTR when SIGINT or SIGTERM arrived meanwhile (the
+ * handler of ctl_proc_install_signals() wakes the loop), or -EIO when the loop ran out of
+ * work first. */
 int ctl_run_until(uv_loop_t *loop, bool (*done)(void *userdata), void *userdata,
                   uint64_t timeout_ms);
 
