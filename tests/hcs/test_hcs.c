@@ -329,11 +329,16 @@ struct mig {
         struct notes ns, nd;
         struct result rs, rd;
         bool tcp;
+        int probe[2]; /* duplicates of the two transport ends, to read their socket options */
 };
 
-static void mig_setup(struct mig *m, unsigned mb, uint64_t rate, bool tcp, const char *init_opts)
+/* probe: keep duplicates of the transport ends (they hold the sockets open, so not for tests
+ * where one side's close must reach the other) */
+static void mig_setup_probed(struct mig *m, unsigned mb, uint64_t rate, bool tcp,
+                             const char *init_opts, bool probe)
 {
         memset(m, 0, sizeof(*m));
+        m->probe[0] = m->probe[1] = -1;
         m->tcp = tcp;
         m->src = running_system("src", mb, rate, &m->ns);
         char data[512];
@@ -351,12 +356,22 @@ static void mig_setup(struct mig *m, unsigned mb, uint64_t rate, bool tcp, const
                 tcp_pair(fds);
         else
                 socket_pair(fds);
+        if (probe) {
+                m->probe[0] = dup(fds[0]);
+                m->probe[1] = dup(fds[1]);
+                assert_true(m->probe[0] >= 0 && m->probe[1] >= 0);
+        }
         assert_int_equal(SYNC(hcs_lm_start_source, m->src, fds[0], 42), 0);
         assert_int_equal(SYNC(hcs_lm_start_destination, m->dst, fds[1], 42), 0);
         wait_note(&m->ns, HCS_EVENT_SETUP_DONE, 1);
         wait_note(&m->nd, HCS_EVENT_SETUP_DONE, 1);
         assert_int_equal(m->ns.count[HCS_EVENT_SETUP_DONE], 1);
         assert_int_equal(m->nd.count[HCS_EVENT_SETUP_DONE], 1);
+}
+
+static void mig_setup(struct mig *m, unsigned mb, uint64_t rate, bool tcp, const char *init_opts)
+{
+        mig_setup_probed(m, mb, rate, tcp, init_opts, false);
 }
 
 static void mig_transfer_start(struct mig *m)
@@ -374,6 +389,9 @@ static void mig_transfer_wait(struct mig *m)
 
 static void mig_close(struct mig *m)
 {
+        for (int i = 0; i < 2; i++)
+                if (m->probe[i] >= 0)
+                        close(m->probe[i]);
         close_system(m->src);
         close_system(m->dst);
 }
@@ -421,7 +439,7 @@ static void assert_guest_equal(struct hcs_system *a, struct hcs_system *b)
 static void migrate_and_check(bool tcp)
 {
         struct mig m;
-        mig_setup(&m, MB, 5000, tcp, NULL);
+        mig_setup_probed(&m, MB, 5000, tcp, NULL, true);
         uint32_t live, dead;
         populate_guest(m.src, &live, &dead);
         mig_transfer_start(&m);
@@ -440,6 +458,14 @@ static void migrate_and_check(bool tcp)
         assert_int_equal(m.nd.count[HCS_EVENT_BLACKOUT_STARTED], 1);
         assert_true(m.nd.count[HCS_EVENT_TRANSFER_IN_PROGRESS] >= 2);
         assert_true(m.ns.bytes >= (uint64_t)MB << 20);
+        /* Over TCP both ends send without Nagle: the blackout's last small records would
+         * otherwise wait 40 ms on the peer's delayed ACK. */
+        for (int i = 0; tcp && i < 2; i++) {
+                int on = 0;
+                socklen_t len = sizeof(on);
+                assert_int_equal(getsockopt(m.probe[i], IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
+                assert_int_equal(on, 1);
+        }
         /* A cancel after the commit finds nothing to abort. */
         assert_int_equal(SYNC(hcs_lm_cancel, m.src), -EALREADY);
 
