@@ -368,6 +368,7 @@ static int mig_call(struct side *s, const char *method, const ProtobufCMessage *
                     unsigned retry, struct ctl_error *err)
 {
         uint64_t deadline = ferry_now_us() + RETRY_MS * 1000ULL;
+        unsigned wait_ms = 1;
         int r;
 
         for (;;) {
@@ -378,7 +379,11 @@ static int mig_call(struct side *s, const char *method, const ProtobufCMessage *
                 if (r == 0 || !again || s->conn.lost || ferry_now_us() >= deadline ||
                     ctl_interrupted)
                         return r;
-                pause_ms(s->m, 20);
+                /* from 1 ms, doubling to 20: the destination's FinalizeSandbox(RESUME) is
+                 * retried inside the blackout, where its last pass is usually a millisecond
+                 * from done (a flat 20 ms added 20 ms of blackout) */
+                pause_ms(s->m, wait_ms);
+                wait_ms = wait_ms < 10 ? wait_ms * 2 : 20;
         }
 }
 
