@@ -9,15 +9,15 @@
 #include <json-c/json.h>
 
 #include "ctrl/common/envelope.h"
-#include "migration/defer.h"
+#include "migration/ops_step.h"
 #include "migration.pb-c.h"
+#include "util/base64.h"
 #include "util/util.h"
 
 #define SAVE_NAME    "sim_sandbox"
 #define SAVE_VERSION 1
 
 struct mig_sim_sandbox {
-        uv_loop_t *loop;
         struct hcs_backend *backend;
         struct hcs_system *sys;
         struct mig_session *session;
@@ -28,56 +28,13 @@ struct mig_sim_sandbox {
         enum mig_vm_state vm;
         bool imported;
         bool started; /* the host migration started (a cancel has something to abort) */
-        bool xfer_inflight;
-        unsigned inflight;
         int fail_patch, fail_resume;
-        /* a finalize or terminate that waits for the transfer to unwind */
-        void (*deferred)(struct mig_sim_sandbox *sb);
-        bool def_resume, def_skip;
-        mig_done_fn def_done;
-        void *def_userdata;
+        struct mig_steps steps;
         mig_done_fn close_done;
         void *close_userdata;
 };
 
-/* One asynchronous step: its continuation and the caller's completion. */
-struct step {
-        struct mig_sim_sandbox *sb;
-        mig_done_fn done;
-        mig_prepare_fn prepared;
-        void *userdata;
-        bool resume, skip_host;
-        enum mig_origin origin;
-        uv_timer_t timer; /* skip_fire */
-        int result;
-};
-
-static struct step *step_new(struct mig_sim_sandbox *sb, mig_done_fn done, void *userdata)
-{
-        struct step *st = calloc(1, sizeof(*st));
-        if (!st)
-                return NULL;
-        st->sb = sb;
-        st->done = done;
-        st->userdata = userdata;
-        sb->inflight++;
-        return st;
-}
-
-static void step_end(struct step *st, int result)
-{
-        st->sb->inflight--;
-        mig_done_fn done = st->done;
-        void *ud = st->userdata;
-        free(st);
-        done(result, ud);
-}
-
-/* Completes with result on the next loop turn. */
-static int later_done(struct mig_sim_sandbox *sb, int result, mig_done_fn done, void *userdata)
-{
-        return mig_defer(sb->loop, &sb->inflight, result, done, userdata);
-}
+static int finalize_now(void *p, bool resume, bool skip_host, mig_done_fn done, void *userdata);
 
 static void on_note(struct hcs_system *sys, const struct hcs_notification *n, void *userdata)
 {
@@ -93,7 +50,7 @@ int mig_sim_sandbox_new(uv_loop_t *loop, struct hcs_backend *b, struct mig_sim_s
         struct mig_sim_sandbox *sb = calloc(1, sizeof(*sb));
         if (!sb)
                 return -ENOMEM;
-        sb->loop = loop;
+        mig_steps_init(&sb->steps, loop, sb, finalize_now);
         sb->backend = b;
         sb->vm = MIG_VM_NOT_CREATED;
         *ret = sb;
@@ -102,19 +59,21 @@ int mig_sim_sandbox_new(uv_loop_t *loop, struct hcs_backend *b, struct mig_sim_s
 
 static void boot_started(int r, void *userdata)
 {
-        struct step *st = userdata;
+        struct mig_step *st = userdata;
+        struct mig_sim_sandbox *sb = st->sb;
         if (r == 0)
-                st->sb->vm = MIG_VM_ACTIVE;
-        step_end(st, r);
+                sb->vm = MIG_VM_ACTIVE;
+        mig_step_end(st, r);
 }
 
 static void boot_created(int r, void *userdata)
 {
-        struct step *st = userdata;
+        struct mig_step *st = userdata;
+        struct mig_sim_sandbox *sb = st->sb;
         if (r == 0)
-                r = hcs_start(st->sb->sys, boot_started, st);
+                r = hcs_start(sb->sys, boot_started, st);
         if (r < 0)
-                step_end(st, r);
+                mig_step_end(st, r);
 }
 
 int mig_sim_sandbox_boot(struct mig_sim_sandbox *sb, const char *id, const char *doc_json,
@@ -130,14 +89,12 @@ int mig_sim_sandbox_boot(struct mig_sim_sandbox *sb, const char *id, const char 
         int r = hcs_system_new(sb->backend, id, doc_json, on_note, sb, &sb->sys);
         if (r < 0)
                 return r;
-        struct step *st = step_new(sb, done, userdata);
+        struct mig_step *st = mig_step_new(&sb->steps, done, userdata);
         if (!st)
                 return -ENOMEM;
         r = hcs_create(sb->sys, boot_created, st);
-        if (r < 0) {
-                sb->inflight--;
-                free(st);
-        }
+        if (r < 0)
+                mig_step_drop(st);
         return r;
 }
 
@@ -179,7 +136,7 @@ static void closed(int r, void *userdata)
 
 int mig_sim_sandbox_close(struct mig_sim_sandbox *sb, mig_done_fn done, void *userdata)
 {
-        if (sb->inflight)
+        if (sb->steps.inflight)
                 return -EBUSY;
         sb->close_done = done;
         sb->close_userdata = userdata;
@@ -206,7 +163,7 @@ static enum mig_vm_state sim_vm_state(void *p)
 
 static void initialized(int r, const void *blob, size_t size, void *userdata)
 {
-        struct step *st = userdata;
+        struct mig_step *st = userdata;
         struct mig_sim_sandbox *sb = st->sb;
         if (r == 0) {
                 uint8_t *copy = malloc(size ? size : 1);
@@ -219,7 +176,7 @@ static void initialized(int r, const void *blob, size_t size, void *userdata)
                         r = -ENOMEM; /* the host initialized; a cancel or resume unwinds it */
                 }
         }
-        step_end(st, r);
+        mig_step_end(st, r);
 }
 
 static int sim_initialize(void *p, const char *opts_json, mig_done_fn done, void *userdata)
@@ -227,14 +184,12 @@ static int sim_initialize(void *p, const char *opts_json, mig_done_fn done, void
         struct mig_sim_sandbox *sb = p;
         if (!sb->sys)
                 return -EBUSY;
-        struct step *st = step_new(sb, done, userdata);
+        struct mig_step *st = mig_step_new(&sb->steps, done, userdata);
         if (!st)
                 return -ENOMEM;
         int r = hcs_lm_initialize(sb->sys, opts_json, initialized, st);
-        if (r < 0) {
-                sb->inflight--;
-                free(st);
-        }
+        if (r < 0)
+                mig_step_drop(st);
         return r;
 }
 
@@ -301,19 +256,9 @@ static int sim_import(void *p, const char *sandbox_id, const uint8_t *buf, size_
 
 static char *base64(const uint8_t *p, size_t n)
 {
-        static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-        if (!out)
-                return NULL;
-        for (size_t i = 0; i < n; i += 3) {
-                uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
-                             (i + 2 < n ? p[i + 2] : 0);
-                *o++ = t[v >> 18 & 63];
-                *o++ = t[v >> 12 & 63];
-                *o++ = i + 1 < n ? t[v >> 6 & 63] : '=';
-                *o++ = i + 2 < n ? t[v & 63] : '=';
-        }
-        *o = '\0';
+        char *out = malloc(FERRY_BASE64_SIZE(n));
+        if (out)
+                ferry_base64_encode(p, n, out);
         return out;
 }
 
@@ -339,24 +284,15 @@ static char *destination_doc(struct mig_sim_sandbox *sb, const char *opts_json)
         return r;
 }
 
-static void prepare_end(struct step *st, int r, bool created)
-{
-        mig_prepare_fn fn = st->prepared;
-        void *ud = st->userdata;
-        st->sb->inflight--;
-        free(st);
-        fn(r, created, ud);
-}
-
 static void sys_closed_after_failed_create(int r, void *userdata)
 {
-        struct step *st = userdata;
-        prepare_end(st, st->result, false);
+        struct mig_step *st = userdata;
+        mig_step_end_prepare(st, st->result, false);
 }
 
 static void created(int r, void *userdata)
 {
-        struct step *st = userdata;
+        struct mig_step *st = userdata;
         struct mig_sim_sandbox *sb = st->sb;
         if (r < 0) {
                 /* Retriable: drop the handle so a retry starts from the imported document. */
@@ -364,13 +300,13 @@ static void created(int r, void *userdata)
                 sb->sys = NULL;
                 st->result = r;
                 if (hcs_system_close(sys, sys_closed_after_failed_create, st) < 0)
-                        prepare_end(st, r, false);
+                        mig_step_end_prepare(st, r, false);
                 return;
         }
         /* The sim has no disk ACLs to grant; the patch step is where a real host's would be. */
         int err = sb->fail_patch;
         sb->fail_patch = 0;
-        prepare_end(st, err, true);
+        mig_step_end_prepare(st, err, true);
 }
 
 static int sim_prepare_destination(void *p, const char *opts_json, mig_prepare_fn done,
@@ -385,47 +321,27 @@ static int sim_prepare_destination(void *p, const char *opts_json, mig_prepare_f
         int r = hcs_system_new(sb->backend, sb->id, doc, on_note, sb, &sb->sys);
         if (r < 0)
                 return r;
-        struct step *st = step_new(sb, NULL, NULL);
+        struct mig_step *st = mig_step_new_prepare(&sb->steps, done, userdata);
         if (!st)
                 return -ENOMEM;
-        st->prepared = done;
-        st->userdata = userdata;
         r = hcs_create(sb->sys, created, st);
-        if (r < 0) {
-                sb->inflight--;
-                free(st);
-        }
+        if (r < 0)
+                mig_step_drop(st);
         return r;
 }
 
 /* ---- ops: transfer, finalize, cancel ---------------------------------------------------- */
 
-static void run_deferred(struct mig_sim_sandbox *sb)
-{
-        void (*fn)(struct mig_sim_sandbox *) = sb->deferred;
-        sb->deferred = NULL;
-        if (fn)
-                fn(sb);
-}
-
-static void transferred(int r, void *userdata)
-{
-        struct step *st = userdata;
-        struct mig_sim_sandbox *sb = st->sb;
-        sb->xfer_inflight = false;
-        step_end(st, r);
-        run_deferred(sb);
-}
-
 static void started(int r, void *userdata)
 {
-        struct step *st = userdata;
+        struct mig_step *st = userdata;
+        struct mig_sim_sandbox *sb = st->sb;
         if (r == 0) {
-                st->sb->started = true;
-                r = hcs_lm_transfer(st->sb->sys, transferred, st);
+                sb->started = true;
+                r = hcs_lm_transfer(sb->sys, mig_transfer_ended, st);
         }
         if (r < 0)
-                transferred(r, st);
+                mig_transfer_ended(r, st);
 }
 
 static int sim_transfer(void *p, enum mig_origin origin, int fd, uint32_t session_num,
@@ -436,26 +352,18 @@ static int sim_transfer(void *p, enum mig_origin origin, int fd, uint32_t sessio
                 close(fd);
                 return -EBUSY;
         }
-        struct step *st = step_new(sb, done, userdata);
-        if (!st) {
-                close(fd);
+        struct mig_step *st = mig_transfer_step(&sb->steps, fd, done, userdata);
+        if (!st)
                 return -ENOMEM;
-        }
         int r = origin == MIG_ORIGIN_SOURCE
                     ? hcs_lm_start_source(sb->sys, fd, session_num, started, st)
                     : hcs_lm_start_destination(sb->sys, fd, session_num, started, st);
-        if (r < 0) {
-                sb->inflight--;
-                free(st);
-                return r;
-        }
-        sb->xfer_inflight = true;
-        return 0;
+        return mig_transfer_begun(&sb->steps, st, r);
 }
 
 static void resumed_or_stopped(int r, void *userdata)
 {
-        struct step *st = userdata;
+        struct mig_step *st = userdata;
         struct mig_sim_sandbox *sb = st->sb;
         if (r == 0 && st->resume) {
                 sb->vm = MIG_VM_FINALIZED;
@@ -468,46 +376,30 @@ static void resumed_or_stopped(int r, void *userdata)
         } else if (r == 0) {
                 sb->vm = MIG_VM_TERMINATED;
         }
-        step_end(st, r);
+        mig_step_end(st, r);
 }
 
-static void skip_closed(uv_handle_t *h)
+static void skip_fire(struct ferry_later *l)
 {
-        resumed_or_stopped(0, h->data);
+        resumed_or_stopped(0, ferry_container_of(l, struct mig_step, turn));
 }
 
-static void skip_fire(uv_timer_t *t)
+static int finalize_now(void *p, bool resume, bool skip_host, mig_done_fn done, void *userdata)
 {
-        uv_close((uv_handle_t *)t, skip_closed);
-}
-
-static int finalize_now(struct mig_sim_sandbox *sb, bool resume, bool skip_host, mig_done_fn done,
-                        void *userdata)
-{
-        struct step *st = step_new(sb, done, userdata);
+        struct mig_sim_sandbox *sb = p;
+        struct mig_step *st = mig_step_new(&sb->steps, done, userdata);
         if (!st)
                 return -ENOMEM;
         st->resume = resume;
         if (skip_host) {
                 /* The host already resume-finalized: only the resume step, on the next turn. */
-                uv_timer_init(sb->loop, &st->timer);
-                st->timer.data = st;
-                uv_timer_start(&st->timer, skip_fire, 0, 0);
+                ferry_later_start(&st->turn, sb->steps.loop, skip_fire);
                 return 0;
         }
         int r = hcs_lm_finalize(sb->sys, resume, resumed_or_stopped, st);
-        if (r < 0) {
-                sb->inflight--;
-                free(st);
-        }
-        return r;
-}
-
-static void finalize_deferred(struct mig_sim_sandbox *sb)
-{
-        int r = finalize_now(sb, sb->def_resume, sb->def_skip, sb->def_done, sb->def_userdata);
         if (r < 0)
-                sb->def_done(r, sb->def_userdata);
+                mig_step_drop(st);
+        return r;
 }
 
 static int sim_finalize(void *p, enum mig_origin origin, bool resume, bool skip_host,
@@ -516,65 +408,48 @@ static int sim_finalize(void *p, enum mig_origin origin, bool resume, bool skip_
         struct mig_sim_sandbox *sb = p;
         if (!sb->sys)
                 return -EBUSY;
-        if (sb->xfer_inflight) {
-                /* A cancelled transfer is still unwinding: finalize once it has. */
-                if (sb->deferred)
-                        return -EBUSY;
-                sb->def_resume = resume;
-                sb->def_skip = skip_host;
-                sb->def_done = done;
-                sb->def_userdata = userdata;
-                sb->deferred = finalize_deferred;
-                return 0;
-        }
-        return finalize_now(sb, resume, skip_host, done, userdata);
+        /* a cancelled transfer that is still unwinding holds it until it has */
+        return mig_steps_finalize(&sb->steps, resume, skip_host, done, userdata);
 }
 
 static void terminated(int r, void *userdata)
 {
-        struct step *st = userdata;
+        struct mig_step *st = userdata;
+        struct mig_sim_sandbox *sb = st->sb;
         if (r == -EALREADY)
                 r = 0;
         if (r == 0)
-                st->sb->vm = MIG_VM_TERMINATED;
-        step_end(st, r);
+                sb->vm = MIG_VM_TERMINATED;
+        mig_step_end(st, r);
 }
 
 static int sim_terminate(void *p, mig_done_fn done, void *userdata)
 {
         struct mig_sim_sandbox *sb = p;
         if (!sb->sys)
-                return later_done(sb, 0, done, userdata);
-        struct step *st = step_new(sb, done, userdata);
+                return mig_steps_defer(&sb->steps, 0, done, userdata);
+        struct mig_step *st = mig_step_new(&sb->steps, done, userdata);
         if (!st)
                 return -ENOMEM;
         int r = hcs_terminate(sb->sys, terminated, st);
-        if (r < 0) {
-                sb->inflight--;
-                free(st);
-        }
+        if (r < 0)
+                mig_step_drop(st);
         return r;
-}
-
-static void cancelled(int r, void *userdata)
-{
-        step_end(userdata, r);
 }
 
 static int sim_cancel(void *p, enum mig_origin origin, mig_done_fn done, void *userdata)
 {
         struct mig_sim_sandbox *sb = p;
         /* A destination that never started has nothing in the host to abort. */
-        if (!sb->sys || (origin == MIG_ORIGIN_DESTINATION && !sb->started && !sb->xfer_inflight))
-                return later_done(sb, 0, done, userdata);
-        struct step *st = step_new(sb, done, userdata);
+        if (!sb->sys ||
+            (origin == MIG_ORIGIN_DESTINATION && !sb->started && !sb->steps.xfer_inflight))
+                return mig_steps_defer(&sb->steps, 0, done, userdata);
+        struct mig_step *st = mig_step_new(&sb->steps, done, userdata);
         if (!st)
                 return -ENOMEM;
-        int r = hcs_lm_cancel(sb->sys, cancelled, st);
-        if (r < 0) {
-                sb->inflight--;
-                free(st);
-        }
+        int r = hcs_lm_cancel(sb->sys, mig_step_cb, st);
+        if (r < 0)
+                mig_step_drop(st);
         return r;
 }
 

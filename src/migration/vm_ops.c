@@ -4,64 +4,18 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "migration/defer.h"
+#include "migration/ops_step.h"
 #include "util/util.h"
 
 struct mig_vm_sandbox {
-        uv_loop_t *loop;
         struct vm *vm;
         struct mig_session *session;
         char dest_id[VM_ID_MAX + 1];
-        unsigned inflight;
-        bool xfer_inflight;
-        /* a finalize that waits for a cancelled transfer to unwind */
-        bool def_set, def_resume, def_skip;
-        mig_done_fn def_done;
-        void *def_userdata;
+        struct mig_steps steps;
 };
 
-struct step {
-        struct mig_vm_sandbox *sb;
-        mig_done_fn done;
-        mig_prepare_fn prepared;
-        void *userdata;
-        bool resume;
-        enum mig_origin origin;
-};
-
-static struct step *step_new(struct mig_vm_sandbox *sb, mig_done_fn done, void *userdata)
-{
-        struct step *st = calloc(1, sizeof(*st));
-        if (!st)
-                return NULL;
-        st->sb = sb;
-        st->done = done;
-        st->userdata = userdata;
-        sb->inflight++;
-        return st;
-}
-
-static void step_drop(struct step *st)
-{
-        st->sb->inflight--;
-        free(st);
-}
-
-static void step_end(struct step *st, int result)
-{
-        mig_done_fn done = st->done;
-        void *ud = st->userdata;
-        step_drop(st);
-        done(result, ud);
-}
-
-/* Completes with result on the next loop turn. */
-static int later_done(struct mig_vm_sandbox *sb, int result, mig_done_fn done, void *userdata)
-{
-        return mig_defer(sb->loop, &sb->inflight, result, done, userdata);
-}
+static int finalize_now(void *p, bool resume, bool skip_host, mig_done_fn done, void *userdata);
 
 static void on_note(struct vm *vm, const struct hcs_notification *n, void *userdata)
 {
@@ -75,7 +29,7 @@ int mig_vm_sandbox_new(uv_loop_t *loop, struct vm *vm, struct mig_vm_sandbox **r
         struct mig_vm_sandbox *sb = calloc(1, sizeof(*sb));
         if (!sb)
                 return -ENOMEM;
-        sb->loop = loop;
+        mig_steps_init(&sb->steps, loop, sb, finalize_now);
         sb->vm = vm;
         *ret = sb;
         return 0;
@@ -91,7 +45,7 @@ int mig_vm_sandbox_free(struct mig_vm_sandbox *sb)
 {
         if (!sb)
                 return 0;
-        if (sb->inflight)
+        if (sb->steps.inflight)
                 return -EBUSY;
         if (sb->session)
                 vm_subscribe(sb->vm, NULL, NULL);
@@ -116,20 +70,15 @@ static enum mig_vm_state vmo_state(void *p)
         return MIG_VM_ACTIVE;
 }
 
-static void step_cb(int r, void *userdata)
-{
-        step_end(userdata, r);
-}
-
 static int vmo_initialize(void *p, const char *opts_json, mig_done_fn done, void *userdata)
 {
         struct mig_vm_sandbox *sb = p;
-        struct step *st = step_new(sb, done, userdata);
+        struct mig_step *st = mig_step_new(&sb->steps, done, userdata);
         if (!st)
                 return -ENOMEM;
-        int r = vm_initialize_source(sb->vm, opts_json, step_cb, st);
+        int r = vm_initialize_source(sb->vm, opts_json, mig_step_cb, st);
         if (r < 0)
-                step_drop(st);
+                mig_step_drop(st);
         return r;
 }
 
@@ -162,152 +111,103 @@ static int vmo_import(void *p, const char *sandbox_id, const uint8_t *buf, size_
         return r;
 }
 
-static void prepare_end(struct step *st, int r, bool created)
-{
-        mig_prepare_fn fn = st->prepared;
-        void *ud = st->userdata;
-        step_drop(st);
-        fn(r, created, ud);
-}
-
 static void patched(int r, void *userdata)
 {
-        prepare_end(userdata, r, true);
+        mig_step_end_prepare(userdata, r, true);
 }
 
 static void created(int r, void *userdata)
 {
-        struct step *st = userdata;
+        struct mig_step *st = userdata;
         if (r < 0) {
-                prepare_end(st, r, false);
+                mig_step_end_prepare(st, r, false);
                 return;
         }
-        r = vm_patch(st->sb->vm, patched, st);
+        struct mig_vm_sandbox *sb = st->sb;
+        r = vm_patch(sb->vm, patched, st);
         if (r < 0)
-                prepare_end(st, r, true);
+                mig_step_end_prepare(st, r, true);
 }
 
 static int vmo_prepare_destination(void *p, const char *opts_json, mig_prepare_fn done,
                                    void *userdata)
 {
         struct mig_vm_sandbox *sb = p;
-        struct step *st = step_new(sb, NULL, NULL);
+        struct mig_step *st = mig_step_new_prepare(&sb->steps, done, userdata);
         if (!st)
                 return -ENOMEM;
-        st->prepared = done;
-        st->userdata = userdata;
         int r = vm_create_destination(sb->vm, sb->dest_id, opts_json, created, st);
         if (r < 0)
-                step_drop(st);
+                mig_step_drop(st);
         return r;
-}
-
-static void finalize_deferred(struct mig_vm_sandbox *sb);
-
-static void transferred(int r, void *userdata)
-{
-        struct step *st = userdata;
-        struct mig_vm_sandbox *sb = st->sb;
-        sb->xfer_inflight = false;
-        step_end(st, r);
-        if (sb->def_set)
-                finalize_deferred(sb);
 }
 
 static void started(int r, void *userdata)
 {
-        struct step *st = userdata;
+        struct mig_step *st = userdata;
+        struct mig_vm_sandbox *sb = st->sb;
         if (r == 0)
-                r = vm_transfer(st->sb->vm, transferred, st);
+                r = vm_transfer(sb->vm, mig_transfer_ended, st);
         if (r < 0)
-                transferred(r, st);
+                mig_transfer_ended(r, st);
 }
 
 static int vmo_transfer(void *p, enum mig_origin origin, int fd, uint32_t session_num,
                         mig_done_fn done, void *userdata)
 {
         struct mig_vm_sandbox *sb = p;
-        struct step *st = step_new(sb, done, userdata);
-        if (!st) {
-                close(fd);
+        struct mig_step *st = mig_transfer_step(&sb->steps, fd, done, userdata);
+        if (!st)
                 return -ENOMEM;
-        }
         int r = origin == MIG_ORIGIN_SOURCE
                     ? vm_start_source(sb->vm, fd, session_num, started, st)
                     : vm_start_destination(sb->vm, fd, session_num, started, st);
-        if (r < 0) {
-                step_drop(st);
-                return r;
-        }
-        sb->xfer_inflight = true;
-        return 0;
-}
-
-static void resumed(int r, void *userdata)
-{
-        step_end(userdata, r);
+        return mig_transfer_begun(&sb->steps, st, r);
 }
 
 static void finalized(int r, void *userdata)
 {
-        struct step *st = userdata;
+        struct mig_step *st = userdata;
+        struct mig_vm_sandbox *sb = st->sb;
         if (r == 0 && st->resume) {
-                r = vm_resume(st->sb->vm, resumed, st);
+                r = vm_resume(sb->vm, mig_step_cb, st);
                 if (r == 0)
                         return;
         }
-        step_end(st, r);
+        mig_step_end(st, r);
 }
 
-static int finalize_now(struct mig_vm_sandbox *sb, bool resume, bool skip_host, mig_done_fn done,
-                        void *userdata)
+static int finalize_now(void *p, bool resume, bool skip_host, mig_done_fn done, void *userdata)
 {
-        struct step *st = step_new(sb, done, userdata);
+        struct mig_vm_sandbox *sb = p;
+        struct mig_step *st = mig_step_new(&sb->steps, done, userdata);
         if (!st)
                 return -ENOMEM;
         st->resume = resume;
-        int r =
-            skip_host ? vm_resume(sb->vm, resumed, st) : vm_finalize(sb->vm, resume, finalized, st);
+        int r = skip_host ? vm_resume(sb->vm, mig_step_cb, st)
+                          : vm_finalize(sb->vm, resume, finalized, st);
         if (r < 0)
-                step_drop(st);
+                mig_step_drop(st);
         return r;
-}
-
-static void finalize_deferred(struct mig_vm_sandbox *sb)
-{
-        sb->def_set = false;
-        int r = finalize_now(sb, sb->def_resume, sb->def_skip, sb->def_done, sb->def_userdata);
-        if (r < 0)
-                sb->def_done(r, sb->def_userdata);
 }
 
 static int vmo_finalize(void *p, enum mig_origin origin, bool resume, bool skip_host,
                         mig_done_fn done, void *userdata)
 {
         struct mig_vm_sandbox *sb = p;
-        if (sb->xfer_inflight) {
-                /* A cancelled transfer is still unwinding in the VM: finalize once it has. */
-                if (sb->def_set)
-                        return -EBUSY;
-                sb->def_set = true;
-                sb->def_resume = resume;
-                sb->def_skip = skip_host;
-                sb->def_done = done;
-                sb->def_userdata = userdata;
-                return 0;
-        }
-        return finalize_now(sb, resume, skip_host, done, userdata);
+        /* a cancelled transfer that is still unwinding in the VM holds it until it has */
+        return mig_steps_finalize(&sb->steps, resume, skip_host, done, userdata);
 }
 
 static int vmo_terminate(void *p, mig_done_fn done, void *userdata)
 {
         struct mig_vm_sandbox *sb = p;
-        struct step *st = step_new(sb, done, userdata);
+        struct mig_step *st = mig_step_new(&sb->steps, done, userdata);
         if (!st)
                 return -ENOMEM;
-        int r = vm_terminate(sb->vm, step_cb, st);
+        int r = vm_terminate(sb->vm, mig_step_cb, st);
         if (r < 0)
-                step_drop(st);
+                mig_step_drop(st);
         return r;
 }
 
@@ -316,17 +216,17 @@ static int vmo_cancel(void *p, enum mig_origin origin, mig_done_fn done, void *u
         struct mig_vm_sandbox *sb = p;
         const char *st_name = vm_state_name(sb->vm);
         /* A destination that never started has nothing in host compute to abort. */
-        if (origin == MIG_ORIGIN_DESTINATION && !sb->xfer_inflight &&
+        if (origin == MIG_ORIGIN_DESTINATION && !sb->steps.xfer_inflight &&
             (!strcmp(st_name, "destination_migration_imported") ||
              !strcmp(st_name, "destination_migration_created") ||
              !strcmp(st_name, "destination_migration_patched")))
-                return later_done(sb, 0, done, userdata);
-        struct step *st = step_new(sb, done, userdata);
+                return mig_steps_defer(&sb->steps, 0, done, userdata);
+        struct mig_step *st = mig_step_new(&sb->steps, done, userdata);
         if (!st)
                 return -ENOMEM;
-        int r = vm_cancel(sb->vm, step_cb, st);
+        int r = vm_cancel(sb->vm, mig_step_cb, st);
         if (r < 0)
-                step_drop(st);
+                mig_step_drop(st);
         return r;
 }
 

@@ -35,6 +35,7 @@
 #include "save_pod.pb-c.h"
 #include "service/events.h"
 #include "service/wire.h"
+#include "util/later.h"
 #include "util/util.h"
 
 /* The snapshot's envelope is type.ferry.dev/ferry.migration.save.v1.Payload (issue 5 item 4). */
@@ -718,35 +719,9 @@ void sandbox_close(struct sandbox *sb, sandbox_done_fn done, void *userdata)
 
 /* A completion delivered on a later loop turn, so no caller is called back before it
  * returns. */
-struct later {
-        uv_timer_t timer;
-        int result;
-        mig_done_fn done;
-        void *userdata;
-};
-
-static void later_closed(uv_handle_t *h)
-{
-        struct later *l = h->data;
-        l->done(l->result, l->userdata);
-        free(l);
-}
-
-static void later_fire(uv_timer_t *t)
-{
-        uv_close((uv_handle_t *)t, later_closed);
-}
-
 static int later_done(struct sandbox *sb, int result, mig_done_fn done, void *userdata)
 {
-        struct later *l = calloc(1, sizeof(*l));
-        if (!l)
-                return -ENOMEM;
-        *l = (struct later){.result = result, .done = done, .userdata = userdata};
-        uv_timer_init(sb->loop, &l->timer);
-        l->timer.data = l;
-        uv_timer_start(&l->timer, later_fire, 0, 0);
-        return 0;
+        return ferry_later_done(sb->loop, NULL, result, done, userdata);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -30,6 +30,7 @@
 #include "service/sandbox.h"
 #include "service/wire.h"
 #include "task.pb-c.h"
+#include "util/later.h"
 #include "util/util.h"
 
 #define FERRY_SHIM_VERSION "ferry-shim 0.1.0"
@@ -63,8 +64,9 @@ struct task_op {
         uint32_t pid, exit_status;
         uint64_t exited_at_ns;
         const char *what; /* the error message's prefix */
+        /* what op_defer runs on the next loop turn */
         void (*later)(struct task_op *op);
-        uv_timer_t timer;
+        struct ferry_later turn;
 };
 
 struct task_service {
@@ -150,15 +152,10 @@ static void op_end(struct task_op *op, int err, const ProtobufCMessage *resp)
         op_free(op);
 }
 
-static void op_later_closed(uv_handle_t *h)
+static void op_later_fire(struct ferry_later *l)
 {
-        struct task_op *op = h->data;
+        struct task_op *op = ferry_container_of(l, struct task_op, turn);
         op->later(op);
-}
-
-static void op_later_fire(uv_timer_t *t)
-{
-        uv_close((uv_handle_t *)t, op_later_closed);
 }
 
 /* Runs fn(op) on a later loop turn: a container's done may run inside its own transition,
@@ -166,9 +163,7 @@ static void op_later_fire(uv_timer_t *t)
 static void op_defer(struct task_op *op, void (*fn)(struct task_op *))
 {
         op->later = fn;
-        uv_timer_init(sandbox_env(op->ts->sb)->loop, &op->timer);
-        op->timer.data = op;
-        uv_timer_start(&op->timer, op_later_fire, 0, 0);
+        ferry_later_start(&op->turn, sandbox_env(op->ts->sb)->loop, op_later_fire);
 }
 
 /* A step failed with result: undo(op) runs on a later loop turn and answers the call. */
@@ -729,9 +724,10 @@ static void h_start(struct ttrpc_call *call, const ProtobufCMessage *msg, void *
         } else if (op) {
                 r = container_start(c, start_done, op);
         }
+        /* r == 0: done may already have run and freed op */
         if (op && r == -EBUSY)
                 why = exec ? "exec is not in created state" : "task is not in created state";
-        else if (op)
+        else if (op && r < 0)
                 why = rejection(r, op->what);
         if (r < 0)
                 op_refuse(call, op, r, why);
@@ -769,7 +765,9 @@ static void h_kill(struct ttrpc_call *call, const ProtobufCMessage *msg, void *u
         if (op) {
                 r = container_kill(t.c, exec ? req->exec_id : "", (int)req->signal,
                                    !exec && req->all, kill_done, op);
-                t.why = rejection(r, op->what);
+                /* r == 0: kill_done may already have run and freed op */
+                if (r < 0)
+                        t.why = rejection(r, op->what);
         }
         if (r < 0)
                 op_refuse(call, op, r, t.why);

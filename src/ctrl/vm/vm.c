@@ -19,6 +19,7 @@
 #include "ctrl/scsi/scsi.h"
 #include "guest/guest.h"
 #include "save_vm.pb-c.h"
+#include "util/base64.h"
 #include "util/util.h"
 #include "vm_fsm.h"
 
@@ -271,60 +272,6 @@ static bool doc_is_migratable(struct json_object *doc)
 static struct json_object *doc_copy(struct json_object *doc)
 {
         return json_tokener_parse(json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN));
-}
-
-static void b64_encode(const uint8_t *src, size_t n, char *dst)
-{
-        static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        size_t o = 0;
-        for (size_t i = 0; i < n; i += 3) {
-                uint32_t v = (uint32_t)src[i] << 16;
-                if (i + 1 < n)
-                        v |= (uint32_t)src[i + 1] << 8;
-                if (i + 2 < n)
-                        v |= src[i + 2];
-                dst[o++] = a[(v >> 18) & 63];
-                dst[o++] = a[(v >> 12) & 63];
-                dst[o++] = i + 1 < n ? a[(v >> 6) & 63] : '=';
-                dst[o++] = i + 2 < n ? a[v & 63] : '=';
-        }
-        dst[o] = '\0';
-}
-
-static int b64_value(char ch)
-{
-        if (ch >= 'A' && ch <= 'Z')
-                return ch - 'A';
-        if (ch >= 'a' && ch <= 'z')
-                return ch - 'a' + 26;
-        if (ch >= '0' && ch <= '9')
-                return ch - '0' + 52;
-        return ch == '+' ? 62 : ch == '/' ? 63 : -1;
-}
-
-/* Strict padded base64 into dst (cap bytes); the decoded length, or -EPROTO. */
-static ssize_t b64_decode(const char *src, uint8_t *dst, size_t cap)
-{
-        size_t n = strlen(src), o = 0;
-        if (n % 4)
-                return -EPROTO;
-        for (size_t i = 0; i < n; i += 4) {
-                int v[4];
-                for (int k = 0; k < 4; k++)
-                        v[k] =
-                            src[i + k] == '=' && i + 4 == n && k >= 2 ? 0 : b64_value(src[i + k]);
-                if (v[0] < 0 || v[1] < 0 || v[2] < 0 || v[3] < 0 ||
-                    (src[i + 2] == '=' && src[i + 3] != '='))
-                        return -EPROTO;
-                uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-                             (uint32_t)v[3];
-                size_t take = src[i + 2] == '=' ? 1 : src[i + 3] == '=' ? 2 : 3;
-                if (o + take > cap)
-                        return -EPROTO;
-                for (size_t k = 0; k < take; k++)
-                        dst[o++] = (uint8_t)(w >> (16 - 8 * k));
-        }
-        return (ssize_t)o;
 }
 
 typedef int (*attachment_fn)(struct json_object *att, void *userdata);
@@ -705,7 +652,8 @@ static int compat_parse(struct vm *vm, struct json_object *doc)
         struct json_object *data = json_path(doc, k, ARRAY_SIZE(k));
         if (!data || !json_object_is_type(data, json_type_string))
                 return -EPROTO;
-        ssize_t n = b64_decode(json_object_get_string(data), vm->compat, sizeof(vm->compat));
+        ssize_t n =
+            ferry_base64_decode(json_object_get_string(data), vm->compat, sizeof(vm->compat));
         if (n <= 0)
                 return -EPROTO;
         vm->compat_len = (size_t)n;
@@ -950,7 +898,7 @@ static int destination_document(struct vm *vm, const char *opts_json, struct jso
         }
         if (!json_object_object_get_ex(opts, "Origin", NULL))
                 json_object_object_add(opts, "Origin", json_object_new_string("Destination"));
-        b64_encode(vm->compat, vm->compat_len, b64);
+        ferry_base64_encode(vm->compat, vm->compat_len, b64);
         json_object_object_add(compat, "Data", json_object_new_string(b64));
         json_object_object_add(opts, "CompatibilityData", compat);
         json_object_object_add(doc_vm(doc), "MigrationOptions", opts);

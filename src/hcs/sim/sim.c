@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "hcs/fault.h"
+#include "util/base64.h"
 #include "util/util.h"
 
 #define DEFAULT_MEMORY_MB       256
@@ -81,62 +82,6 @@ static int parse_index(const char *s, size_t len, uint32_t limit, uint32_t *ret)
                 return -ERANGE;
         *ret = v;
         return 0;
-}
-
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Encodes n bytes into dst (size >= 4*((n+2)/3)+1). */
-static void b64_encode(const uint8_t *src, size_t n, char *dst)
-{
-        size_t o = 0;
-        for (size_t i = 0; i < n; i += 3) {
-                uint32_t v = (uint32_t)src[i] << 16;
-                if (i + 1 < n)
-                        v |= (uint32_t)src[i + 1] << 8;
-                if (i + 2 < n)
-                        v |= src[i + 2];
-                dst[o++] = b64_alphabet[(v >> 18) & 63];
-                dst[o++] = b64_alphabet[(v >> 12) & 63];
-                dst[o++] = i + 1 < n ? b64_alphabet[(v >> 6) & 63] : '=';
-                dst[o++] = i + 2 < n ? b64_alphabet[v & 63] : '=';
-        }
-        dst[o] = '\0';
-}
-
-static int b64_value(char c)
-{
-        const char *p = c ? strchr(b64_alphabet, c) : NULL;
-        return p ? (int)(p - b64_alphabet) : -1;
-}
-
-/* Decodes src into dst (capacity cap); returns the length or -EINVAL. */
-static ssize_t b64_decode(const char *src, uint8_t *dst, size_t cap)
-{
-        size_t n = strlen(src), o = 0;
-        if (n % 4 != 0)
-                return -EINVAL;
-        for (size_t i = 0; i < n; i += 4) {
-                int v[4];
-                int pad = 0;
-                for (int k = 0; k < 4; k++) {
-                        if (src[i + k] == '=' && i + 4 == n && k >= 2) {
-                                v[k] = 0;
-                                pad++;
-                        } else if (pad || (v[k] = b64_value(src[i + k])) < 0) {
-                                return -EINVAL;
-                        }
-                }
-                uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-                             (uint32_t)v[3];
-                uint8_t bytes[3] = {(uint8_t)(w >> 16), (uint8_t)(w >> 8), (uint8_t)w};
-                for (int k = 0; k < 3 - pad; k++) {
-                        if (o >= cap)
-                                return -EINVAL;
-                        dst[o++] = bytes[k];
-                }
-        }
-        return (ssize_t)o;
 }
 
 void sim_emit(struct sim_vm *vm, enum hcs_event ev, enum hcs_origin origin)
@@ -416,7 +361,8 @@ static int parse_document(struct sim_vm *vm, struct json_object *doc)
                 const char *data =
                     json_object_get_string(jpath(mo, "CompatibilityData", "Data", NULL));
                 if (data) {
-                        ssize_t n = b64_decode(data, vm->expect_compat, sizeof(vm->expect_compat));
+                        ssize_t n =
+                            ferry_base64_decode(data, vm->expect_compat, sizeof(vm->expect_compat));
                         if (n < 0)
                                 return -EINVAL;
                         vm->expect_compat_len = (size_t)n;
@@ -943,7 +889,7 @@ static struct json_object *sim_compat_locked(const struct sim_vm *vm)
         uint8_t blob[SIM_COMPAT_MAX];
         char b64[4 * (SIM_COMPAT_MAX + 2) / 3 + 4];
         size_t n = sim_compat_blob(vm, blob);
-        b64_encode(blob, n, b64);
+        ferry_base64_encode(blob, n, b64);
         struct json_object *ci = json_object_new_object();
         json_object_object_add(ci, "Data", json_object_new_string(b64));
         return ci;

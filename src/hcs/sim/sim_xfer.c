@@ -71,6 +71,15 @@ struct run {
         uint64_t first, count;
 };
 
+/* The source's HELLO; compat_len bytes of compatibility blob follow it. */
+struct hello {
+        char magic[8];
+        uint16_t version, flags;
+        uint32_t session;
+        uint64_t image_size;
+        uint32_t page_size, compat_len;
+};
+
 struct xfer {
         struct sim_vm *vm;
         int fd;
@@ -96,6 +105,7 @@ struct xfer {
  * raw-struct framing honest. */
 _Static_assert(sizeof(struct rec_hdr) == 24, "record header is 24 bytes");
 _Static_assert(sizeof(struct run) == 16, "run is 16 bytes");
+_Static_assert(sizeof(struct hello) == 32, "hello is 32 bytes");
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "wire format is little-endian");
 
 static void fail(struct xfer *x, enum hcs_result res, const char *reason)
@@ -125,7 +135,6 @@ static int io_error(struct xfer *x, int err)
         return err;
 }
 
-/* Writes the whole iovec array (modified in place). Honours cancel and the drop fault. */
 /* Moves the vector past done bytes: whole entries are dropped, a partial one is trimmed. */
 static void iov_advance(struct iovec **iov, int *n, size_t done)
 {
@@ -143,7 +152,36 @@ static void iov_advance(struct iovec **iov, int *n, size_t done)
         }
 }
 
-static int xfer_sendv(struct xfer *x, struct iovec *iov, int n)
+/* The drop fault: at the drop point the link goes down (-EPIPE); before it, the first *cnt
+ * entries of iov are clipped so that no byte past it moves: *ret_cut is then the entry cut
+ * short (*saved holds it whole), else -1. */
+static int drop_clip(struct xfer *x, struct iovec *iov, int *cnt, struct iovec *saved, int *ret_cut)
+{
+        *ret_cut = -1;
+        if (!x->drop_armed)
+                return 0;
+        uint64_t left = x->drop_at - x->bytes;
+        if (left == 0) {
+                shutdown(x->fd, SHUT_RDWR);
+                return -EPIPE;
+        }
+        uint64_t acc = 0;
+        for (int i = 0; i < *cnt; i++) {
+                if (acc + iov[i].iov_len >= left) {
+                        *saved = iov[i];
+                        iov[i].iov_len = left - acc;
+                        *cnt = i + 1;
+                        *ret_cut = i;
+                        break;
+                }
+                acc += iov[i].iov_len;
+        }
+        return 0;
+}
+
+/* Sends (sendmsg) or reads (readv) the whole iovec array (modified in place). Honours cancel
+ * and the drop fault (-EPIPE sending, -ECONNRESET reading); EOF while reading → -ECONNRESET. */
+static int xfer_iov(struct xfer *x, struct iovec *iov, int n, bool sending)
 {
         while (n > 0) {
                 if (iov->iov_len == 0) {
@@ -153,29 +191,13 @@ static int xfer_sendv(struct xfer *x, struct iovec *iov, int n)
                 }
                 if (atomic_load(&x->vm->cancel))
                         return -ECANCELED;
-                struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+                int cnt = n > IOV_MAX ? IOV_MAX : n;
                 struct iovec saved;
-                int cut = -1;
-                if (x->drop_armed) {
-                        uint64_t left = x->drop_at - x->bytes;
-                        if (left == 0) {
-                                shutdown(x->fd, SHUT_RDWR);
-                                return -EPIPE;
-                        }
-                        /* Clip the vector at the drop point. */
-                        uint64_t acc = 0;
-                        for (int i = 0; i < n; i++) {
-                                if (acc + iov[i].iov_len >= left) {
-                                        cut = i;
-                                        saved = iov[i];
-                                        iov[i].iov_len = left - acc;
-                                        msg.msg_iovlen = (size_t)i + 1;
-                                        break;
-                                }
-                                acc += iov[i].iov_len;
-                        }
-                }
-                ssize_t r = sendmsg(x->fd, &msg, MSG_NOSIGNAL);
+                int cut;
+                if (drop_clip(x, iov, &cnt, &saved, &cut) < 0)
+                        return sending ? -EPIPE : -ECONNRESET;
+                struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+                ssize_t r = sending ? sendmsg(x->fd, &msg, MSG_NOSIGNAL) : readv(x->fd, iov, cnt);
                 if (cut >= 0)
                         iov[cut] = saved;
                 if (r < 0) {
@@ -183,10 +205,18 @@ static int xfer_sendv(struct xfer *x, struct iovec *iov, int n)
                                 continue;
                         return io_error(x, -errno);
                 }
+                if (r == 0 && !sending)
+                        return io_error(x, -ECONNRESET);
                 x->bytes += (uint64_t)r;
                 iov_advance(&iov, &n, (size_t)r);
         }
         return 0;
+}
+
+/* Writes the whole iovec array (modified in place). */
+static int xfer_sendv(struct xfer *x, struct iovec *iov, int n)
+{
+        return xfer_iov(x, iov, n, true);
 }
 
 static int xfer_send(struct xfer *x, const void *p, size_t len)
@@ -198,49 +228,7 @@ static int xfer_send(struct xfer *x, const void *p, size_t len)
 /* Reads exactly the iovec array (modified in place). EOF → -ECONNRESET. */
 static int xfer_recvv(struct xfer *x, struct iovec *iov, int n)
 {
-        while (n > 0) {
-                if (iov->iov_len == 0) {
-                        iov++;
-                        n--;
-                        continue;
-                }
-                if (atomic_load(&x->vm->cancel))
-                        return -ECANCELED;
-                int cnt = n > IOV_MAX ? IOV_MAX : n;
-                int cut = -1;
-                struct iovec saved;
-                if (x->drop_armed) {
-                        uint64_t left = x->drop_at - x->bytes;
-                        if (left == 0) {
-                                shutdown(x->fd, SHUT_RDWR);
-                                return -ECONNRESET;
-                        }
-                        uint64_t acc = 0;
-                        for (int i = 0; i < cnt; i++) {
-                                if (acc + iov[i].iov_len >= left) {
-                                        cut = i;
-                                        saved = iov[i];
-                                        iov[i].iov_len = left - acc;
-                                        cnt = i + 1;
-                                        break;
-                                }
-                                acc += iov[i].iov_len;
-                        }
-                }
-                ssize_t r = readv(x->fd, iov, cnt);
-                if (cut >= 0)
-                        iov[cut] = saved;
-                if (r < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return io_error(x, -errno);
-                }
-                if (r == 0)
-                        return io_error(x, -ECONNRESET);
-                x->bytes += (uint64_t)r;
-                iov_advance(&iov, &n, (size_t)r);
-        }
-        return 0;
+        return xfer_iov(x, iov, n, false);
 }
 
 static int xfer_recv(struct xfer *x, void *p, size_t len)
@@ -436,19 +424,12 @@ static int source_run(struct xfer *x)
         /* Handshake. */
         uint8_t compat[SIM_COMPAT_MAX];
         size_t clen = sim_compat_blob(vm, compat);
-        struct {
-                char magic[8];
-                uint16_t version, flags;
-                uint32_t session;
-                uint64_t image_size;
-                uint32_t page_size, compat_len;
-        } hello = {.version = XFER_VERSION,
-                   .flags = x->verify ? XFER_FLAG_VERIFY | XFER_FLAG_BULK : 0,
-                   .session = vm->session_id,
-                   .image_size = vm->mem_size,
-                   .page_size = SIM_PAGE_SIZE,
-                   .compat_len = (uint32_t)clen};
-        _Static_assert(sizeof(hello) == 32, "hello is 32 bytes");
+        struct hello hello = {.version = XFER_VERSION,
+                              .flags = x->verify ? XFER_FLAG_VERIFY | XFER_FLAG_BULK : 0,
+                              .session = vm->session_id,
+                              .image_size = vm->mem_size,
+                              .page_size = SIM_PAGE_SIZE,
+                              .compat_len = (uint32_t)clen};
         memcpy(hello.magic, xfer_magic, sizeof(hello.magic));
         struct iovec hv[2] = {{&hello, sizeof(hello)}, {compat, clen}};
         if ((r = xfer_sendv(x, hv, 2)) < 0 || (r = read_reply(x, &status)) < 0)
@@ -616,13 +597,7 @@ static int recv_json(struct xfer *x, const struct rec_hdr *h, struct json_object
 static int destination_run(struct xfer *x)
 {
         struct sim_vm *vm = x->vm;
-        struct {
-                char magic[8];
-                uint16_t version, flags;
-                uint32_t session;
-                uint64_t image_size;
-                uint32_t page_size, compat_len;
-        } hello;
+        struct hello hello;
         uint8_t compat[SIM_COMPAT_MAX], mine[SIM_COMPAT_MAX];
         int r = xfer_recv(x, &hello, sizeof(hello));
         if (r < 0)
