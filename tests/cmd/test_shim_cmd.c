@@ -2,6 +2,7 @@
 /* The ferry-shim binary: serve, the containerd shim v2 start and delete conventions, signals
  * and usage errors. argv[1] is the binary. */
 #include "../service/client.h"
+#include "shim_main.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -9,8 +10,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static const char *shim_bin;
 
 struct proc {
         pid_t pid;
@@ -101,6 +100,46 @@ static bool gone_within(const char *path, int timeout_ms)
         return false;
 }
 
+/* A client of a serving shim, on a loop of its own. */
+struct client {
+        uv_loop_t loop;
+        struct ttrpc_client *c;
+};
+
+static void client_open(struct client *x, const char *sock)
+{
+        uv_loop_init(&x->loop);
+        x->c = NULL;
+        assert_int_equal(ttrpc_client_connect(&x->loop, sock, NULL, &x->c), 0);
+}
+
+static void client_close(struct client *x)
+{
+        ttrpc_client_close(x->c);
+        uv_run(&x->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&x->loop);
+}
+
+/* Spawns a shim (args) that serves at sock: it prints the address once it listens. */
+static struct proc spawn_serving(const char *const *args, const char *sock)
+{
+        char line[256];
+        struct proc p = spawn(args);
+        read_line(p.out, line, sizeof(line));
+        assert_non_null(strstr(line, sock));
+        return p;
+}
+
+/* SIGTERM ends p cleanly (exit 0 within 5 s), and removes its socket sock (when not NULL). */
+static void end_with_sigterm(struct proc *p, const char *sock)
+{
+        assert_int_equal(kill(p->pid, SIGTERM), 0);
+        assert_int_equal(wait_exit(p->pid, 5000), 0);
+        if (sock)
+                assert_int_equal(access(sock, F_OK), -1);
+        close(p->out);
+}
+
 static char dir[64];
 
 static int setup(void **state)
@@ -140,16 +179,14 @@ static void test_serve(void **state)
         close(dup.out);
         assert_int_equal(access(sock, F_OK), 0); /* the loser left the winner's socket */
 
-        uv_loop_t loop;
-        uv_loop_init(&loop);
-        struct ttrpc_client *c = NULL;
-        assert_int_equal(ttrpc_client_connect(&loop, sock, NULL, &c), 0);
+        struct client cl;
+        client_open(&cl, sock);
         uint32_t pid = 0;
         Containerd__Task__V2__Status status;
-        assert_int_equal(task_create(&loop, c, "app", NULL), FERRY_CODE_OK);
-        assert_int_equal(task_start(&loop, c, "app", &pid), FERRY_CODE_OK);
+        assert_int_equal(task_create(&cl.loop, cl.c, "app", NULL), FERRY_CODE_OK);
+        assert_int_equal(task_start(&cl.loop, cl.c, "app", &pid), FERRY_CODE_OK);
         assert_true(pid > 0);
-        assert_int_equal(task_state(&loop, c, "app", &status, NULL), FERRY_CODE_OK);
+        assert_int_equal(task_state(&cl.loop, cl.c, "app", &status, NULL), FERRY_CODE_OK);
         assert_int_equal(status, CONTAINERD__TASK__V2__STATUS__RUNNING);
 
         /* --trace: the VM controller's transitions, one "fsm1" line each (src/fsm/trace.h) */
@@ -168,20 +205,19 @@ static void test_serve(void **state)
         Containerd__Task__V2__ConnectResponse *conn = NULL;
         cr.id = "app";
         assert_int_equal(
-            TASK_CALL(&loop, c, "Connect", cr, containerd__task__v2__connect_response, &conn),
+            TASK_CALL(&cl.loop, cl.c, "Connect", cr, containerd__task__v2__connect_response, &conn),
             FERRY_CODE_OK);
         assert_int_equal(conn->shim_pid, (uint32_t)p.pid);
         protobuf_c_message_free_unpacked(&conn->base, NULL);
 
         Containerd__Task__V2__ShutdownRequest sr = CONTAINERD__TASK__V2__SHUTDOWN_REQUEST__INIT;
         sr.now = true;
-        assert_int_equal(TASK_CALL(&loop, c, "Shutdown", sr, containerd__task__v2__empty, NULL),
-                         FERRY_CODE_OK);
+        assert_int_equal(
+            TASK_CALL(&cl.loop, cl.c, "Shutdown", sr, containerd__task__v2__empty, NULL),
+            FERRY_CODE_OK);
         assert_int_equal(wait_exit(p.pid, 5000), 0);
         assert_int_equal(access(sock, F_OK), -1);
-        ttrpc_client_close(c);
-        uv_run(&loop, UV_RUN_DEFAULT);
-        uv_loop_close(&loop);
+        client_close(&cl);
         close(p.out);
 }
 
@@ -234,19 +270,16 @@ static void test_start(void **state)
         close(again.out);
         assert_memory_equal(out2, out, strlen(out));
 
-        uv_loop_t loop;
-        uv_loop_init(&loop);
-        struct ttrpc_client *c = NULL;
-        assert_int_equal(ttrpc_client_connect(&loop, path, NULL, &c), 0);
-        assert_int_equal(task_create(&loop, c, "task-1", NULL), FERRY_CODE_OK);
-        assert_int_equal(task_delete(&loop, c, "task-1", NULL), FERRY_CODE_OK);
+        struct client cl;
+        client_open(&cl, path);
+        assert_int_equal(task_create(&cl.loop, cl.c, "task-1", NULL), FERRY_CODE_OK);
+        assert_int_equal(task_delete(&cl.loop, cl.c, "task-1", NULL), FERRY_CODE_OK);
         Containerd__Task__V2__ShutdownRequest sr = CONTAINERD__TASK__V2__SHUTDOWN_REQUEST__INIT;
-        assert_int_equal(TASK_CALL(&loop, c, "Shutdown", sr, containerd__task__v2__empty, NULL),
-                         FERRY_CODE_OK);
+        assert_int_equal(
+            TASK_CALL(&cl.loop, cl.c, "Shutdown", sr, containerd__task__v2__empty, NULL),
+            FERRY_CODE_OK);
         assert_true(gone_within(path, 5000)); /* the daemon removed its socket on the way out */
-        ttrpc_client_close(c);
-        uv_run(&loop, UV_RUN_DEFAULT);
-        uv_loop_close(&loop);
+        client_close(&cl);
 }
 
 /* delete: a protobuf DeleteResponse on stdout, decodable by the task.proto descriptor. */
@@ -272,16 +305,11 @@ static void test_delete(void **state)
 /* SIGTERM ends a serving shim cleanly and removes its socket. */
 static void test_sigterm(void **state)
 {
-        char sock[128], line[256];
+        char sock[128];
         ferry_bprintf(sock, sizeof(sock), "%s/t.sock", dir);
         const char *args[] = {shim_bin, "--memory-mb", "8", "serve", "--address", sock, NULL};
-        struct proc p = spawn(args);
-        read_line(p.out, line, sizeof(line));
-        assert_non_null(strstr(line, sock));
-        assert_int_equal(kill(p.pid, SIGTERM), 0);
-        assert_int_equal(wait_exit(p.pid, 5000), 0);
-        assert_int_equal(access(sock, F_OK), -1);
-        close(p.out);
+        struct proc p = spawn_serving(args, sock);
+        end_with_sigterm(&p, sock);
 }
 
 /* --fault arms a host-compute fault point in the shim: the guest refuses the first container
@@ -290,7 +318,7 @@ static void test_sigterm(void **state)
  * point armed by bytes never ran here). */
 static void test_fault(void **state)
 {
-        char sock[128], line[256];
+        char sock[128];
         ferry_bprintf(sock, sizeof(sock), "%s/f.sock", dir);
         const char *bad[] = {shim_bin, "--fault", "no.such.point", "serve", "--address",
                              sock,     NULL};
@@ -316,24 +344,16 @@ static void test_fault(void **state)
         char errlog[128];
         ferry_bprintf(errlog, sizeof(errlog), "%s/f.stderr", dir);
         spawn_stderr = errlog;
-        p = spawn(args);
+        p = spawn_serving(args, sock);
         spawn_stderr = NULL;
-        read_line(p.out, line, sizeof(line));
-        assert_non_null(strstr(line, sock));
-        uv_loop_t loop;
-        uv_loop_init(&loop);
-        struct ttrpc_client *c = NULL;
-        assert_int_equal(ttrpc_client_connect(&loop, sock, NULL, &c), 0);
-        enum ferry_code code = task_create(&loop, c, "app", NULL);
+        struct client cl;
+        client_open(&cl, sock);
+        enum ferry_code code = task_create(&cl.loop, cl.c, "app", NULL);
         assert_int_not_equal(code, FERRY_CODE_OK);
-        assert_int_equal(task_state(&loop, c, "app", NULL, NULL), FERRY_CODE_NOT_FOUND);
-        assert_int_equal(task_create(&loop, c, "app", NULL), FERRY_CODE_OK);
-        ttrpc_client_close(c);
-        uv_run(&loop, UV_RUN_DEFAULT);
-        uv_loop_close(&loop);
-        assert_int_equal(kill(p.pid, SIGTERM), 0);
-        assert_int_equal(wait_exit(p.pid, 5000), 0);
-        close(p.out);
+        assert_int_equal(task_state(&cl.loop, cl.c, "app", NULL, NULL), FERRY_CODE_NOT_FOUND);
+        assert_int_equal(task_create(&cl.loop, cl.c, "app", NULL), FERRY_CODE_OK);
+        client_close(&cl);
+        end_with_sigterm(&p, NULL);
         char text[4096] = "";
         int fd = open(errlog, O_RDONLY | O_CLOEXEC);
         assert_true(fd >= 0);
@@ -350,26 +370,17 @@ static void test_fault(void **state)
  * retrying forever, so SIGTERM never ended it. */
 static void test_failed_boot_then_sigterm(void **state)
 {
-        char sock[128], line[256];
+        char sock[128];
         ferry_bprintf(sock, sizeof(sock), "%s/b.sock", dir);
         const char *args[] = {shim_bin,      "--fault", "guest.connect",
                               "--memory-mb", "8",       "serve",
                               "--address",   sock,      NULL};
-        struct proc p = spawn(args);
-        read_line(p.out, line, sizeof(line));
-        assert_non_null(strstr(line, sock));
-        uv_loop_t loop;
-        uv_loop_init(&loop);
-        struct ttrpc_client *c = NULL;
-        assert_int_equal(ttrpc_client_connect(&loop, sock, NULL, &c), 0);
-        assert_int_not_equal(task_create(&loop, c, "app", NULL), FERRY_CODE_OK);
-        ttrpc_client_close(c);
-        uv_run(&loop, UV_RUN_DEFAULT);
-        uv_loop_close(&loop);
-        assert_int_equal(kill(p.pid, SIGTERM), 0);
-        assert_int_equal(wait_exit(p.pid, 5000), 0);
-        assert_int_equal(access(sock, F_OK), -1);
-        close(p.out);
+        struct proc p = spawn_serving(args, sock);
+        struct client cl;
+        client_open(&cl, sock);
+        assert_int_not_equal(task_create(&cl.loop, cl.c, "app", NULL), FERRY_CODE_OK);
+        client_close(&cl);
+        end_with_sigterm(&p, sock);
 }
 
 /* Usage errors exit 2 without serving anything. */
@@ -406,12 +417,8 @@ static void test_usage(void **state)
 
 int main(int argc, char **argv)
 {
-        if (argc < 2) {
-                fprintf(stderr, "usage: %s FERRY_SHIM\n", argv[0]);
+        if (!shim_args(argc, argv))
                 return 2;
-        }
-        shim_bin = argv[1];
-        signal(SIGPIPE, SIG_IGN);
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_serve, setup, teardown),
             cmocka_unit_test_setup_teardown(test_start, setup, teardown),

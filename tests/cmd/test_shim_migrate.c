@@ -5,6 +5,7 @@
  * cleanup), then the tasks are checked on both sides; doctored snapshots are refused with
  * nothing imported. argv[1] is the binary. */
 #include "../service/client.h"
+#include "shim_main.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -17,7 +18,6 @@
 #include "envelope.pb-c.h"
 #include "migration.pb-c.h"
 
-static const char *shim_bin;
 static char dir[64];
 static uv_loop_t loop;
 
@@ -140,28 +140,111 @@ static enum ferry_code sandbox_state(struct ttrpc_client *c, char *buf, size_t s
         return code;
 }
 
-static void test_migrate_pod(void **state)
+/* Starts both shims, then a task per id on the source (its pid in pids[i] when pids). */
+static void shims_up(const char *const *ids, size_t n, uint32_t *pids)
 {
         start_shim(&src, "src");
         start_shim(&dst, "dst");
-        const char *ids[] = {"web", "worker"};
-        uint32_t pids[2];
-        for (int i = 0; i < 2; i++) {
+        for (size_t i = 0; i < n; i++) {
                 assert_int_equal(task_create(&loop, src.c, ids[i], NULL), FERRY_CODE_OK);
-                assert_int_equal(task_start(&loop, src.c, ids[i], &pids[i]), FERRY_CODE_OK);
+                assert_int_equal(task_start(&loop, src.c, ids[i], pids ? &pids[i] : NULL),
+                                 FERRY_CODE_OK);
         }
+}
 
-        /* source: prepare and export */
-        InitializeOptions io = INITIALIZE_OPTIONS__INIT;
+/* The initialize options of every session here: memory over TCP. */
+static InitializeOptions *tcp_options(void)
+{
+        static InitializeOptions io = INITIALIZE_OPTIONS__INIT;
         io.memory_transport = MEMORY_TRANSPORT__MEMORY_TRANSPORT_TCP;
+        return &io;
+}
+
+/* PrepareAndExportSandbox on the source, which must succeed; returns the response (the caller
+ * frees it). */
+static PrepareAndExportSandboxResponse *export_source(void)
+{
         PrepareAndExportSandboxRequest pe = PREPARE_AND_EXPORT_SANDBOX_REQUEST__INIT;
         pe.session_id = "sess-1";
-        pe.init_options = &io;
+        pe.init_options = tcp_options();
         PrepareAndExportSandboxResponse *exp = NULL;
         assert_int_equal(mig_call(src.c, "PrepareAndExportSandbox", &pe,
                                   &prepare_and_export_sandbox_response__descriptor,
                                   (ProtobufCMessage **)&exp),
                          FERRY_CODE_OK);
+        return exp;
+}
+
+/* ImportSandbox of config (borrowed) as "pod-dst" on the destination. */
+static enum ferry_code import_sandbox(ProtobufAny *config)
+{
+        ImportSandboxRequest im = IMPORT_SANDBOX_REQUEST__INIT;
+        im.session_id = "sess-1";
+        im.sandbox_id = "pod-dst";
+        im.config = config;
+        return mig_call(dst.c, "ImportSandbox", &im, &import_sandbox_response__descriptor, NULL);
+}
+
+/* CreateTask of id on the destination over a bundle naming source_id as the migrated
+ * container; the response's pid in *ret_pid when ret_pid. */
+static enum ferry_code patch_task(const char *id, const char *source_id, uint32_t *ret_pid)
+{
+        char bundle[128];
+        write_bundle(id, source_id, bundle, sizeof(bundle));
+        Containerd__Task__V2__CreateTaskRequest cr =
+            CONTAINERD__TASK__V2__CREATE_TASK_REQUEST__INIT;
+        Containerd__Task__V2__CreateTaskResponse *crr = NULL;
+        cr.id = (char *)id;
+        cr.bundle = bundle;
+        enum ferry_code code =
+            TASK_CALL(&loop, dst.c, "Create", cr, containerd__task__v2__create_task_response, &crr);
+        if (crr && ret_pid)
+                *ret_pid = crr->pid;
+        if (crr)
+                protobuf_c_message_free_unpacked(&crr->base, NULL);
+        return code;
+}
+
+static enum ferry_code finalize(struct shimproc *p, FinalizeAction action)
+{
+        FinalizeSandboxRequest fr = FINALIZE_SANDBOX_REQUEST__INIT;
+        fr.session_id = "sess-1";
+        fr.action = action;
+        return mig_call(p->c, "FinalizeSandbox", &fr, &finalize_sandbox_response__descriptor, NULL);
+}
+
+/* A session call (Cancel or Cleanup) on the source, then on the destination: both succeed. */
+static void session_both(const char *method, const ProtobufCMessageDescriptor *rd)
+{
+        assert_int_equal(session_call(src.c, method, rd), FERRY_CODE_OK);
+        assert_int_equal(session_call(dst.c, method, rd), FERRY_CODE_OK);
+}
+
+/* Signals task id on p and checks its exit through a Wait issued before the signal. */
+static void kill_and_wait(struct shimproc *p, const char *id, int sig)
+{
+        struct reply w;
+        wait_async(p->c, id, &w);
+        assert_int_equal(task_kill(&loop, p->c, id, sig), FERRY_CODE_OK);
+        assert_true(run_until_flag(&loop, &w.done, 5000));
+        assert_int_equal(wait_exit_status(&w), 128 + sig);
+        protobuf_c_message_free_unpacked(w.resp, NULL);
+}
+
+static void shims_down(void)
+{
+        stop_shim(&src);
+        stop_shim(&dst);
+}
+
+static void test_migrate_pod(void **state)
+{
+        const char *ids[] = {"web", "worker"};
+        uint32_t pids[2];
+        shims_up(ids, 2, pids);
+
+        /* source: prepare and export */
+        PrepareAndExportSandboxResponse *exp = export_source();
         assert_non_null(exp->config);
         /* while the session runs, State/Kill/Delete are refused on the source (§B.7) */
         assert_int_equal(task_state(&loop, src.c, "web", NULL, NULL),
@@ -169,34 +252,19 @@ static void test_migrate_pod(void **state)
         assert_int_equal(task_kill(&loop, src.c, "web", SIGKILL), FERRY_CODE_FAILED_PRECONDITION);
 
         /* destination: import, patch each container through CreateTask, prepare */
-        ImportSandboxRequest im = IMPORT_SANDBOX_REQUEST__INIT;
-        im.session_id = "sess-1";
-        im.sandbox_id = "pod-dst";
-        im.config = exp->config;
-        assert_int_equal(
-            mig_call(dst.c, "ImportSandbox", &im, &import_sandbox_response__descriptor, NULL),
-            FERRY_CODE_OK);
+        assert_int_equal(import_sandbox(exp->config), FERRY_CODE_OK);
         protobuf_c_message_free_unpacked(&exp->base, NULL);
         PrepareSandboxRequest ps = PREPARE_SANDBOX_REQUEST__INIT;
         ps.session_id = "sess-1";
-        ps.init_options = &io;
+        ps.init_options = tcp_options();
         /* not before every container is patched */
         assert_int_equal(
             mig_call(dst.c, "PrepareSandbox", &ps, &prepare_sandbox_response__descriptor, NULL),
             FERRY_CODE_FAILED_PRECONDITION);
         for (int i = 0; i < 2; i++) {
-                char bundle[128];
-                write_bundle(ids[i], ids[i], bundle, sizeof(bundle));
-                Containerd__Task__V2__CreateTaskRequest cr =
-                    CONTAINERD__TASK__V2__CREATE_TASK_REQUEST__INIT;
-                Containerd__Task__V2__CreateTaskResponse *crr = NULL;
-                cr.id = (char *)ids[i];
-                cr.bundle = bundle;
-                assert_int_equal(TASK_CALL(&loop, dst.c, "Create", cr,
-                                           containerd__task__v2__create_task_response, &crr),
-                                 FERRY_CODE_OK);
-                assert_int_equal(crr->pid, pids[i]); /* the same process, not a new one */
-                protobuf_c_message_free_unpacked(&crr->base, NULL);
+                uint32_t pid = 0;
+                assert_int_equal(patch_task(ids[i], ids[i], &pid), FERRY_CODE_OK);
+                assert_int_equal(pid, pids[i]); /* the same process, not a new one */
         }
         assert_int_equal(
             mig_call(dst.c, "PrepareSandbox", &ps, &prepare_sandbox_response__descriptor, NULL),
@@ -241,25 +309,15 @@ static void test_migrate_pod(void **state)
         assert_int_equal(ns.done, 1);
 
         /* finalize: the source stops, the destination runs */
-        FinalizeSandboxRequest fr = FINALIZE_SANDBOX_REQUEST__INIT;
-        fr.session_id = "sess-1";
-        fr.action = FINALIZE_ACTION__FINALIZE_ACTION_STOP;
-        assert_int_equal(
-            mig_call(src.c, "FinalizeSandbox", &fr, &finalize_sandbox_response__descriptor, NULL),
-            FERRY_CODE_OK);
-        fr.action = FINALIZE_ACTION__FINALIZE_ACTION_RESUME;
+        assert_int_equal(finalize(&src, FINALIZE_ACTION__FINALIZE_ACTION_STOP), FERRY_CODE_OK);
         enum ferry_code code;
         deadline = ferry_now_us() + 10000000;
-        while ((code = mig_call(dst.c, "FinalizeSandbox", &fr,
-                                &finalize_sandbox_response__descriptor, NULL)) ==
+        while ((code = finalize(&dst, FINALIZE_ACTION__FINALIZE_ACTION_RESUME)) ==
                    FERRY_CODE_FAILED_PRECONDITION &&
                ferry_now_us() < deadline)
                 usleep(5000);
         assert_int_equal(code, FERRY_CODE_OK);
-        assert_int_equal(session_call(src.c, "Cleanup", &cleanup_response__descriptor),
-                         FERRY_CODE_OK);
-        assert_int_equal(session_call(dst.c, "Cleanup", &cleanup_response__descriptor),
-                         FERRY_CODE_OK);
+        session_both("Cleanup", &cleanup_response__descriptor);
 
         /* the pod runs on the destination, the same processes; the source's tasks ended */
         char st[32];
@@ -279,12 +337,7 @@ static void test_migrate_pod(void **state)
                 assert_int_equal(task_delete(&loop, src.c, ids[i], NULL), FERRY_CODE_OK);
         }
         /* the migrated init still exits through the destination's exit watch */
-        struct reply w;
-        wait_async(dst.c, "web", &w);
-        assert_int_equal(task_kill(&loop, dst.c, "web", SIGTERM), FERRY_CODE_OK);
-        assert_true(run_until_flag(&loop, &w.done, 5000));
-        assert_int_equal(wait_exit_status(&w), 128 + SIGTERM);
-        protobuf_c_message_free_unpacked(w.resp, NULL);
+        kill_and_wait(&dst, "web", SIGTERM);
         assert_int_equal(task_delete(&loop, dst.c, "web", NULL), FERRY_CODE_OK);
 
         /* the destination republished the tasks: create and start for each */
@@ -301,8 +354,7 @@ static void test_migrate_pod(void **state)
         assert_int_equal(starts, 2);
 
         assert_true(run_until_flag(&loop, &ns.ended, 5000));
-        stop_shim(&src);
-        stop_shim(&dst);
+        shims_down();
 }
 
 /* Cancelled after the destination imported and patched: the source keeps running its tasks
@@ -310,64 +362,23 @@ static void test_migrate_pod(void **state)
  * they can be deleted; a patch naming an unknown source container is NOT_FOUND. */
 static void test_cancel_pod(void **state)
 {
-        start_shim(&src, "src");
-        start_shim(&dst, "dst");
-        uint32_t pid = 0;
-        assert_int_equal(task_create(&loop, src.c, "web", NULL), FERRY_CODE_OK);
-        assert_int_equal(task_start(&loop, src.c, "web", &pid), FERRY_CODE_OK);
+        const char *ids[] = {"web"};
+        shims_up(ids, 1, NULL);
 
-        InitializeOptions io = INITIALIZE_OPTIONS__INIT;
-        io.memory_transport = MEMORY_TRANSPORT__MEMORY_TRANSPORT_TCP;
-        PrepareAndExportSandboxRequest pe = PREPARE_AND_EXPORT_SANDBOX_REQUEST__INIT;
-        pe.session_id = "sess-1";
-        pe.init_options = &io;
-        PrepareAndExportSandboxResponse *exp = NULL;
-        assert_int_equal(mig_call(src.c, "PrepareAndExportSandbox", &pe,
-                                  &prepare_and_export_sandbox_response__descriptor,
-                                  (ProtobufCMessage **)&exp),
-                         FERRY_CODE_OK);
-        ImportSandboxRequest im = IMPORT_SANDBOX_REQUEST__INIT;
-        im.session_id = "sess-1";
-        im.sandbox_id = "pod-dst";
-        im.config = exp->config;
-        assert_int_equal(
-            mig_call(dst.c, "ImportSandbox", &im, &import_sandbox_response__descriptor, NULL),
-            FERRY_CODE_OK);
+        PrepareAndExportSandboxResponse *exp = export_source();
+        assert_int_equal(import_sandbox(exp->config), FERRY_CODE_OK);
         protobuf_c_message_free_unpacked(&exp->base, NULL);
 
-        char bundle[128];
-        write_bundle("nope", "nope", bundle, sizeof(bundle));
-        Containerd__Task__V2__CreateTaskRequest cr =
-            CONTAINERD__TASK__V2__CREATE_TASK_REQUEST__INIT;
-        cr.id = "nope";
-        cr.bundle = bundle;
-        assert_int_equal(
-            TASK_CALL(&loop, dst.c, "Create", cr, containerd__task__v2__create_task_response, NULL),
-            FERRY_CODE_NOT_FOUND);
-        write_bundle("web-2", "web", bundle, sizeof(bundle));
-        cr.id = "web-2"; /* the destination may rename the container */
-        cr.bundle = bundle;
-        assert_int_equal(
-            TASK_CALL(&loop, dst.c, "Create", cr, containerd__task__v2__create_task_response, NULL),
-            FERRY_CODE_OK);
+        assert_int_equal(patch_task("nope", "nope", NULL), FERRY_CODE_NOT_FOUND);
+        /* the destination may rename the container */
+        assert_int_equal(patch_task("web-2", "web", NULL), FERRY_CODE_OK);
 
-        assert_int_equal(session_call(src.c, "Cancel", &cancel_response__descriptor),
-                         FERRY_CODE_OK);
-        assert_int_equal(session_call(dst.c, "Cancel", &cancel_response__descriptor),
-                         FERRY_CODE_OK);
+        session_both("Cancel", &cancel_response__descriptor);
         /* a cancelled source finalizes (resume) before its cleanup; a destination cleans up */
         assert_int_equal(session_call(src.c, "Cleanup", &cleanup_response__descriptor),
                          FERRY_CODE_FAILED_PRECONDITION);
-        FinalizeSandboxRequest fr = FINALIZE_SANDBOX_REQUEST__INIT;
-        fr.session_id = "sess-1";
-        fr.action = FINALIZE_ACTION__FINALIZE_ACTION_RESUME;
-        assert_int_equal(
-            mig_call(src.c, "FinalizeSandbox", &fr, &finalize_sandbox_response__descriptor, NULL),
-            FERRY_CODE_OK);
-        assert_int_equal(session_call(src.c, "Cleanup", &cleanup_response__descriptor),
-                         FERRY_CODE_OK);
-        assert_int_equal(session_call(dst.c, "Cleanup", &cleanup_response__descriptor),
-                         FERRY_CODE_OK);
+        assert_int_equal(finalize(&src, FINALIZE_ACTION__FINALIZE_ACTION_RESUME), FERRY_CODE_OK);
+        session_both("Cleanup", &cleanup_response__descriptor);
 
         Containerd__Task__V2__Status status;
         uint32_t exit_status = 0;
@@ -397,14 +408,8 @@ static void test_cancel_pod(void **state)
         assert_int_equal(starts, 0); /* never resumed there: never republished */
 
         /* the source still runs the task: it can be ended as usual */
-        struct reply w;
-        wait_async(src.c, "web", &w);
-        assert_int_equal(task_kill(&loop, src.c, "web", SIGKILL), FERRY_CODE_OK);
-        assert_true(run_until_flag(&loop, &w.done, 5000));
-        assert_int_equal(wait_exit_status(&w), 128 + SIGKILL);
-        protobuf_c_message_free_unpacked(w.resp, NULL);
-        stop_shim(&src);
-        stop_shim(&dst);
+        kill_and_wait(&src, "web", SIGKILL);
+        shims_down();
 }
 
 /* The Any type URL the source's export carried around the snapshot. */
@@ -421,18 +426,13 @@ static enum ferry_code import_doctored(const char *type_url, const ProtobufCMess
         env.value.data = malloc(env.value.len + 1);
         assert_non_null(env.value.data);
         protobuf_c_message_pack(payload, env.value.data);
-        ImportSandboxRequest im = IMPORT_SANDBOX_REQUEST__INIT;
-        im.session_id = "sess-1";
-        im.sandbox_id = "pod-dst";
         ProtobufAny any = PROTOBUF_ANY__INIT;
         any.type_url = any_url;
         any.value.len = protobuf_c_message_get_packed_size(&env.base);
         any.value.data = malloc(any.value.len + 1);
         assert_non_null(any.value.data);
         protobuf_c_message_pack(&env.base, any.value.data);
-        im.config = &any;
-        enum ferry_code code =
-            mig_call(dst.c, "ImportSandbox", &im, &import_sandbox_response__descriptor, NULL);
+        enum ferry_code code = import_sandbox(&any);
         free(any.value.data);
         free(env.value.data);
         return code;
@@ -453,8 +453,8 @@ static void assert_nothing_imported(void)
  * "<address>.handoff" (mode 0600) that its exit removes. */
 static void test_import_doctored(void **state)
 {
-        start_shim(&src, "src");
-        start_shim(&dst, "dst");
+        const char *ids[] = {"web"};
+        shims_up(ids, 0, NULL);
         char handoff[160];
         struct stat sst;
         ferry_bprintf(handoff, sizeof(handoff), "%s.handoff", src.sock);
@@ -464,16 +464,7 @@ static void test_import_doctored(void **state)
         assert_int_equal(task_create(&loop, src.c, "web", NULL), FERRY_CODE_OK);
         assert_int_equal(task_start(&loop, src.c, "web", NULL), FERRY_CODE_OK);
 
-        InitializeOptions io = INITIALIZE_OPTIONS__INIT;
-        io.memory_transport = MEMORY_TRANSPORT__MEMORY_TRANSPORT_TCP;
-        PrepareAndExportSandboxRequest pe = PREPARE_AND_EXPORT_SANDBOX_REQUEST__INIT;
-        pe.session_id = "sess-1";
-        pe.init_options = &io;
-        PrepareAndExportSandboxResponse *exp = NULL;
-        assert_int_equal(mig_call(src.c, "PrepareAndExportSandbox", &pe,
-                                  &prepare_and_export_sandbox_response__descriptor,
-                                  (ProtobufCMessage **)&exp),
-                         FERRY_CODE_OK);
+        PrepareAndExportSandboxResponse *exp = export_source();
         assert_non_null(exp->config);
         ferry_strscpy(any_url, exp->config->type_url, sizeof(any_url));
         Ferry__Save__V1__Envelope *env = ferry__save__v1__envelope__unpack(
@@ -516,22 +507,10 @@ static void test_import_doctored(void **state)
         protobuf_c_message_free_unpacked(&env->base, NULL);
         protobuf_c_message_free_unpacked(&exp->base, NULL);
 
-        assert_int_equal(session_call(src.c, "Cancel", &cancel_response__descriptor),
-                         FERRY_CODE_OK);
-        assert_int_equal(session_call(dst.c, "Cancel", &cancel_response__descriptor),
-                         FERRY_CODE_OK);
-        FinalizeSandboxRequest fr = FINALIZE_SANDBOX_REQUEST__INIT;
-        fr.session_id = "sess-1";
-        fr.action = FINALIZE_ACTION__FINALIZE_ACTION_RESUME;
-        assert_int_equal(
-            mig_call(src.c, "FinalizeSandbox", &fr, &finalize_sandbox_response__descriptor, NULL),
-            FERRY_CODE_OK);
-        assert_int_equal(session_call(src.c, "Cleanup", &cleanup_response__descriptor),
-                         FERRY_CODE_OK);
-        assert_int_equal(session_call(dst.c, "Cleanup", &cleanup_response__descriptor),
-                         FERRY_CODE_OK);
-        stop_shim(&src);
-        stop_shim(&dst);
+        session_both("Cancel", &cancel_response__descriptor);
+        assert_int_equal(finalize(&src, FINALIZE_ACTION__FINALIZE_ACTION_RESUME), FERRY_CODE_OK);
+        session_both("Cleanup", &cleanup_response__descriptor);
+        shims_down();
         assert_int_equal(stat(handoff, &sst), -1);
         assert_int_equal(errno, ENOENT);
 }
@@ -566,12 +545,8 @@ static int teardown(void **state)
 
 int main(int argc, char **argv)
 {
-        if (argc < 2) {
-                fprintf(stderr, "usage: %s FERRY_SHIM\n", argv[0]);
+        if (!shim_args(argc, argv))
                 return 2;
-        }
-        shim_bin = argv[1];
-        signal(SIGPIPE, SIG_IGN);
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_migrate_pod, setup, teardown),
             cmocka_unit_test_setup_teardown(test_cancel_pod, setup, teardown),

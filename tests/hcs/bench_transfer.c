@@ -273,7 +273,7 @@ int main(void)
 {
         signal(SIGPIPE, SIG_IGN);
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup_teardown(bench, setup_loop, teardown_loop),
+            LOOP_TEST(bench),
         };
         return cmocka_run_group_tests_name("bench_transfer", tests, NULL, NULL);
 }

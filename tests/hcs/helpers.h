@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Shared by the hcs and guest tests: a loop that can be run until a callback fires, result
- * recorders, compute documents, and a notification recorder. */
+/* Shared by the hcs and guest tests: the loop of loop.h, result recorders, compute documents,
+ * and a notification recorder. */
 #pragma once
 
 #include <setjmp.h>
@@ -24,8 +24,7 @@
 #include "hcs/sim/sim.h"
 #include "util/util.h"
 
-static uv_loop_t *loop;
-static struct hcs_backend *backend;
+#include "loop.h"
 
 struct result {
         bool done;
@@ -60,38 +59,6 @@ static void on_blob(int r, const void *blob, size_t size, void *ud)
                 memcpy(x->blob, blob, size);
                 x->blob_size = size;
         }
-}
-
-static void tick_cb(uv_timer_t *t)
-{
-}
-
-/* Runs the loop until *flag, failing the test after timeout_ms. */
-static void run_until_at(const bool *flag, uint64_t timeout_ms, const char *file, int line)
-{
-        uv_timer_t t;
-        uv_timer_init(loop, &t);
-        uv_timer_start(&t, tick_cb, 10, 10);
-        uint64_t deadline = ferry_now_us() + timeout_ms * 1000;
-        while (!*flag && ferry_now_us() < deadline)
-                uv_run(loop, UV_RUN_ONCE);
-        uv_close((uv_handle_t *)&t, NULL);
-        uv_run(loop, UV_RUN_NOWAIT);
-        _assert_true(*flag, "callback within the timeout", file, line);
-}
-#define run_until(flag, ms) run_until_at(flag, ms, __FILE__, __LINE__)
-
-static _unused_ void run_for_ms(uint64_t ms)
-{
-        bool never = false;
-        uv_timer_t t;
-        uv_timer_init(loop, &t);
-        uv_timer_start(&t, tick_cb, 5, 5);
-        uint64_t deadline = ferry_now_us() + ms * 1000;
-        while (!never && ferry_now_us() < deadline)
-                uv_run(loop, UV_RUN_ONCE);
-        uv_close((uv_handle_t *)&t, NULL);
-        uv_run(loop, UV_RUN_NOWAIT);
 }
 
 /* Issues an hcs call taking (…, hcs_done_fn, void *) and waits for its result. */
@@ -236,29 +203,6 @@ static void close_system(struct hcs_system *sys)
         run_until(&x.done, 10000);
 }
 
-static int setup_loop(void **state)
-{
-        hcs_fault_reset();
-        loop = calloc(1, sizeof(*loop));
-        assert_non_null(loop);
-        assert_int_equal(uv_loop_init(loop), 0);
-        assert_int_equal(hcs_backend_open(loop, "sim", "{}", &backend), 0);
-        return 0;
-}
-
-static int teardown_loop(void **state)
-{
-        hcs_fault_reset();
-        backend = hcs_backend_free(backend);
-        if (backend)
-                return -1; /* a failed test left systems behind; cmocka reports the failure */
-        uv_run(loop, UV_RUN_DEFAULT);
-        assert_int_equal(uv_loop_close(loop), 0);
-        free(loop);
-        loop = NULL;
-        return 0;
-}
-
 static _unused_ void socket_pair(int fds[2])
 {
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
@@ -302,4 +246,68 @@ static void compat_b64(struct hcs_system *src, char *out, size_t size)
         assert_true(json_object_object_get_ex(ci, "Data", &d));
         assert_true(ferry_strscpy(out, json_object_get_string(d), size) > 0);
         json_object_put(p);
+}
+
+/* Initializes src's migration, starts both ends on a socketpair as session and runs the
+ * transfer on both, waiting up to timeout_ms for each; their results in *ret_src, *ret_dst. */
+static _unused_ void lm_transfer_pair(struct hcs_system *src, struct hcs_system *dst,
+                                      uint32_t session, uint64_t timeout_ms, int *ret_src,
+                                      int *ret_dst)
+{
+        struct result ri = {0};
+        assert_int_equal(hcs_lm_initialize(src, NULL, on_blob, &ri), 0);
+        run_until(&ri.done, 5000);
+        int fds[2];
+        socket_pair(fds);
+        assert_int_equal(SYNC(hcs_lm_start_source, src, fds[0], session), 0);
+        assert_int_equal(SYNC(hcs_lm_start_destination, dst, fds[1], session), 0);
+        struct result rs = {0}, rd = {0};
+        assert_int_equal(hcs_lm_transfer(src, on_done, &rs), 0);
+        assert_int_equal(hcs_lm_transfer(dst, on_done, &rd), 0);
+        run_until(&rs.done, timeout_ms);
+        run_until(&rd.done, timeout_ms);
+        *ret_src = rs.r;
+        *ret_dst = rd.r;
+}
+
+/* A created destination "dst" (8 MB, notifications into nd) started on a socketpair as session
+ * 5 and transferring into rd: the test plays its source on *ret_peer. */
+static _unused_ struct hcs_system *peer_destination(struct notes *nd, struct result *rd,
+                                                    int *ret_peer)
+{
+        struct hcs_system *dst = new_system("dst", 8, 0, "", nd);
+        assert_int_equal(SYNC(hcs_create, dst), 0);
+        int fds[2];
+        socket_pair(fds);
+        assert_int_equal(SYNC(hcs_lm_start_destination, dst, fds[1], 5), 0);
+        assert_int_equal(hcs_lm_transfer(dst, on_done, rd), 0);
+        *ret_peer = fds[0];
+        return dst;
+}
+
+/* Sends dst (from peer_destination) the source's HELLO with flags and the compatibility blob
+ * over peer; returns the status of dst's reply. */
+static _unused_ int32_t send_hello(struct hcs_system *dst, int peer, uint16_t flags)
+{
+        struct sim_vm *v = vm_of(dst);
+        uint8_t blob[SIM_COMPAT_MAX];
+        uint32_t clen = (uint32_t)sim_compat_blob(v, blob);
+        struct {
+                char magic[8];
+                uint16_t version, flags;
+                uint32_t session;
+                uint64_t image_size;
+                uint32_t page_size, compat_len;
+        } hello = {.version = 1,
+                   .flags = flags,
+                   .session = 5,
+                   .image_size = v->mem_size,
+                   .page_size = SIM_PAGE_SIZE,
+                   .compat_len = clen};
+        memcpy(hello.magic, "FERRYLM1", 8);
+        assert_int_equal(write(peer, &hello, sizeof(hello)), sizeof(hello));
+        assert_int_equal(write(peer, blob, clen), clen);
+        int32_t reply[2];
+        assert_int_equal(read(peer, reply, sizeof(reply)), sizeof(reply));
+        return reply[1];
 }

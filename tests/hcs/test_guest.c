@@ -344,20 +344,10 @@ static void test_guest_migrates(void **state)
         struct notes nd = {0};
         struct hcs_system *dst = new_system("gdst", 8, 1000, data, &nd);
         assert_int_equal(SYNC(hcs_create, dst), 0);
-        struct result ri = {0};
-        assert_int_equal(hcs_lm_initialize(vm, NULL, on_blob, &ri), 0);
-        run_until(&ri.done, 5000);
-        int fds[2];
-        socket_pair(fds);
-        assert_int_equal(SYNC(hcs_lm_start_source, vm, fds[0], 3), 0);
-        assert_int_equal(SYNC(hcs_lm_start_destination, dst, fds[1], 3), 0);
-        struct result rs = {0}, rd = {0};
-        assert_int_equal(hcs_lm_transfer(vm, on_done, &rs), 0);
-        assert_int_equal(hcs_lm_transfer(dst, on_done, &rd), 0);
-        run_until(&rs.done, 20000);
-        run_until(&rd.done, 20000);
-        assert_int_equal(rs.r, 0);
-        assert_int_equal(rd.r, 0);
+        int rs, rd;
+        lm_transfer_pair(vm, dst, 3, 20000, &rs, &rd);
+        assert_int_equal(rs, 0);
+        assert_int_equal(rd, 0);
         assert_int_equal(SYNC(hcs_lm_finalize, dst, true), 0);
 
         /* Move the bridge before the source stops, so its waits end as cancelled, not as

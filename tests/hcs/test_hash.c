@@ -76,38 +76,15 @@ static void test_detects_corruption(void **state)
 static int32_t hello_status(uint16_t flags)
 {
         struct notes nd = {0};
-        struct hcs_system *dst = new_system("dst", 8, 0, "", &nd);
-        assert_int_equal(SYNC(hcs_create, dst), 0);
-        int fds[2];
-        socket_pair(fds);
-        assert_int_equal(SYNC(hcs_lm_start_destination, dst, fds[1], 5), 0);
         struct result rd = {0};
-        assert_int_equal(hcs_lm_transfer(dst, on_done, &rd), 0);
-        struct sim_vm *v = vm_of(dst);
-        uint8_t blob[SIM_COMPAT_MAX];
-        uint32_t clen = (uint32_t)sim_compat_blob(v, blob);
-        struct {
-                char magic[8];
-                uint16_t version, flags;
-                uint32_t session;
-                uint64_t image_size;
-                uint32_t page_size, compat_len;
-        } hello = {.version = 1,
-                   .flags = flags,
-                   .session = 5,
-                   .image_size = v->mem_size,
-                   .page_size = SIM_PAGE_SIZE,
-                   .compat_len = clen};
-        memcpy(hello.magic, "FERRYLM1", 8);
-        assert_int_equal(write(fds[0], &hello, sizeof(hello)), sizeof(hello));
-        assert_int_equal(write(fds[0], blob, clen), clen);
-        int32_t reply[2];
-        assert_int_equal(read(fds[0], reply, sizeof(reply)), sizeof(reply));
-        close(fds[0]); /* a refused destination has failed already; an accepted one fails now */
+        int peer;
+        struct hcs_system *dst = peer_destination(&nd, &rd, &peer);
+        int32_t status = send_hello(dst, peer, flags);
+        close(peer); /* a refused destination has failed already; an accepted one fails now */
         run_until(&rd.done, 5000);
         assert_true(rd.r < 0);
         close_system(dst);
-        return reply[1];
+        return status;
 }
 
 static void test_handshake_names_the_hash(void **state)
@@ -125,8 +102,7 @@ int main(void)
             cmocka_unit_test(test_paths_agree),
             cmocka_unit_test(test_known_value),
             cmocka_unit_test(test_detects_corruption),
-            cmocka_unit_test_setup_teardown(test_handshake_names_the_hash, setup_loop,
-                                            teardown_loop),
+            LOOP_TEST(test_handshake_names_the_hash),
         };
         return cmocka_run_group_tests_name("hash", tests, NULL, NULL);
 }

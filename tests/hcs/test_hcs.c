@@ -721,39 +721,15 @@ static void test_migrate_without_checksum(void **state)
 static void feed_destination(const void *bytes, size_t len, bool valid_hello, int expect)
 {
         struct notes nd = {0};
-        struct hcs_system *dst = new_system("dst", 8, 0, "", &nd);
-        assert_int_equal(SYNC(hcs_create, dst), 0);
-        int fds[2];
-        socket_pair(fds);
-        assert_int_equal(SYNC(hcs_lm_start_destination, dst, fds[1], 5), 0);
         struct result rd = {0};
-        assert_int_equal(hcs_lm_transfer(dst, on_done, &rd), 0);
-        if (valid_hello) {
-                struct sim_vm *v = vm_of(dst);
-                uint8_t blob[SIM_COMPAT_MAX];
-                uint32_t clen = (uint32_t)sim_compat_blob(v, blob);
-                struct {
-                        char magic[8];
-                        uint16_t version, flags;
-                        uint32_t session;
-                        uint64_t image_size;
-                        uint32_t page_size, compat_len;
-                } hello = {.version = 1,
-                           .session = 5,
-                           .image_size = v->mem_size,
-                           .page_size = SIM_PAGE_SIZE,
-                           .compat_len = clen};
-                memcpy(hello.magic, "FERRYLM1", 8);
-                assert_int_equal(write(fds[0], &hello, sizeof(hello)), sizeof(hello));
-                assert_int_equal(write(fds[0], blob, clen), clen);
-                int32_t reply[2];
-                assert_int_equal(read(fds[0], reply, sizeof(reply)), sizeof(reply));
-                assert_int_equal(reply[1], 0);
-        }
-        assert_int_equal(write(fds[0], bytes, len), (ssize_t)len);
+        int peer;
+        struct hcs_system *dst = peer_destination(&nd, &rd, &peer);
+        if (valid_hello)
+                assert_int_equal(send_hello(dst, peer, 0), 0);
+        assert_int_equal(write(peer, bytes, len), (ssize_t)len);
         run_until(&rd.done, 5000);
         assert_int_equal(rd.r, expect);
-        close(fds[0]);
+        close(peer);
         wait_note(&nd, HCS_EVENT_MIGRATION_FAILED, 1);
         assert_int_equal(nd.count[HCS_EVENT_MIGRATION_FAILED], 1);
         assert_int_equal(SYNC(hcs_lm_finalize, dst, true), -EBUSY);
@@ -794,20 +770,10 @@ static void test_compat_mismatch(void **state)
         struct hcs_system *dst = NULL;
         assert_int_equal(hcs_system_new(backend, "dst", doc, on_note, &nd, &dst), 0);
         assert_int_equal(SYNC(hcs_create, dst), 0);
-        struct result ri = {0};
-        assert_int_equal(hcs_lm_initialize(src, NULL, on_blob, &ri), 0);
-        run_until(&ri.done, 5000);
-        int fds[2];
-        socket_pair(fds);
-        assert_int_equal(SYNC(hcs_lm_start_source, src, fds[0], 1), 0);
-        assert_int_equal(SYNC(hcs_lm_start_destination, dst, fds[1], 1), 0);
-        struct result rs = {0}, rd = {0};
-        assert_int_equal(hcs_lm_transfer(src, on_done, &rs), 0);
-        assert_int_equal(hcs_lm_transfer(dst, on_done, &rd), 0);
-        run_until(&rs.done, 10000);
-        run_until(&rd.done, 10000);
-        assert_int_equal(rs.r, -EINVAL);
-        assert_int_equal(rd.r, -EINVAL);
+        int rs, rd;
+        lm_transfer_pair(src, dst, 1, 10000, &rs, &rd);
+        assert_int_equal(rs, -EINVAL);
+        assert_int_equal(rd, -EINVAL);
         wait_note(&ns, HCS_EVENT_MIGRATION_FAILED, 1);
         assert_int_equal(ns.fail_result, HCS_RESULT_DESTINATION_FAILED);
         assert_runs(src, true);
@@ -1004,39 +970,30 @@ int main(void)
 {
         signal(SIGPIPE, SIG_IGN);
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup_teardown(test_backend_open, setup_loop, teardown_loop),
-            cmocka_unit_test_setup_teardown(test_fault_registry, setup_loop, teardown_loop),
-            cmocka_unit_test_setup_teardown(test_bad_documents, setup_loop, teardown_loop),
-            cmocka_unit_test_setup_teardown(test_lifecycle, setup_loop, teardown_loop),
-            cmocka_unit_test_setup_teardown(test_modify_devices, setup_loop, teardown_loop),
-            cmocka_unit_test_setup_teardown(test_properties_query, setup_loop, teardown_loop),
-            cmocka_unit_test_setup_teardown(test_close_busy, setup_loop, teardown_loop),
-            cmocka_unit_test_setup_teardown(test_start_refuses_bad_socket, setup_loop,
-                                            teardown_loop),
-            cmocka_unit_test_setup_teardown(test_migrate_socketpair, setup_loop, teardown_loop),
-            cmocka_unit_test_setup_teardown(test_migrate_tcp, setup_loop, teardown_loop),
-            cmocka_unit_test_setup_teardown(test_heavy_dirty_converges_by_pass_limit, setup_loop,
-                                            teardown_loop),
-            cmocka_unit_test_setup_teardown(test_cancel_after_initialize, setup_loop,
-                                            teardown_loop),
-            cmocka_unit_test_setup_teardown(test_cancel_after_start, setup_loop, teardown_loop),
-            cmocka_unit_test_setup_teardown(test_cancel_source_during_brownout, setup_loop,
-                                            teardown_loop),
-            cmocka_unit_test_setup_teardown(test_cancel_destination_during_transfer, setup_loop,
-                                            teardown_loop),
-            cmocka_unit_test_setup_teardown(test_cancel_during_blackout, setup_loop, teardown_loop),
-            cmocka_unit_test_setup_teardown(test_terminate_during_transfer, setup_loop,
-                                            teardown_loop),
-            cmocka_unit_test_setup_teardown(test_source_drops_mid_pass, setup_loop, teardown_loop),
-            cmocka_unit_test_setup_teardown(test_destination_drops_mid_pass, setup_loop,
-                                            teardown_loop),
-            cmocka_unit_test_setup_teardown(test_checksum_mismatch, setup_loop, teardown_loop),
-            cmocka_unit_test_setup_teardown(test_compat_mismatch, setup_loop, teardown_loop),
-            cmocka_unit_test_setup_teardown(test_migrate_without_checksum, setup_loop,
-                                            teardown_loop),
-            cmocka_unit_test_setup_teardown(test_destination_rejects_bad_streams, setup_loop,
-                                            teardown_loop),
-            cmocka_unit_test_setup_teardown(test_fault_points_hcs, setup_loop, teardown_loop),
+            LOOP_TEST(test_backend_open),
+            LOOP_TEST(test_fault_registry),
+            LOOP_TEST(test_bad_documents),
+            LOOP_TEST(test_lifecycle),
+            LOOP_TEST(test_modify_devices),
+            LOOP_TEST(test_properties_query),
+            LOOP_TEST(test_close_busy),
+            LOOP_TEST(test_start_refuses_bad_socket),
+            LOOP_TEST(test_migrate_socketpair),
+            LOOP_TEST(test_migrate_tcp),
+            LOOP_TEST(test_heavy_dirty_converges_by_pass_limit),
+            LOOP_TEST(test_cancel_after_initialize),
+            LOOP_TEST(test_cancel_after_start),
+            LOOP_TEST(test_cancel_source_during_brownout),
+            LOOP_TEST(test_cancel_destination_during_transfer),
+            LOOP_TEST(test_cancel_during_blackout),
+            LOOP_TEST(test_terminate_during_transfer),
+            LOOP_TEST(test_source_drops_mid_pass),
+            LOOP_TEST(test_destination_drops_mid_pass),
+            LOOP_TEST(test_checksum_mismatch),
+            LOOP_TEST(test_compat_mismatch),
+            LOOP_TEST(test_migrate_without_checksum),
+            LOOP_TEST(test_destination_rejects_bad_streams),
+            LOOP_TEST(test_fault_points_hcs),
         };
         return cmocka_run_group_tests_name("hcs", tests, NULL, NULL);
 }

@@ -40,6 +40,17 @@ void fixture_down(struct ctrl_fixture *f)
         backend = NULL;
 }
 
+ctrl_envelope *fixture_through_bytes(const ctrl_envelope *e)
+{
+        uint8_t *bytes = NULL;
+        size_t len = 0;
+        ctrl_envelope *back = NULL;
+        assert_int_equal(ctrl_envelope_to_bytes(e, &bytes, &len), 0);
+        assert_int_equal(ctrl_envelope_from_bytes(bytes, len, &back), 0);
+        free(bytes);
+        return back;
+}
+
 void fixture_fault(const char *point, uint32_t nth, int error)
 {
         struct hcs_fault_spec f = {.nth = nth, .error = error};

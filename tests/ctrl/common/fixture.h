@@ -13,6 +13,7 @@
 #pragma GCC diagnostic pop
 
 #include "ctrl/common/ctrl.h"
+#include "ctrl/common/envelope.h"
 #include "guest/guest.h"
 
 /* A running sim VM, its notifications, a connected guest and the environment over both. */
@@ -64,6 +65,10 @@ void fixture_guest_done(int r, uint64_t value, void *ud);
                 _x.r;                                                                              \
         })
 
+/* A new copy of e made through its bytes, as it travels between hosts (free with
+ * ctrl_envelope_free). Fails the test on any error. */
+ctrl_envelope *fixture_through_bytes(const ctrl_envelope *e);
+
 /* Arms fault point (hcs/fault.h) to fail its nth call with error. */
 void fixture_fault(const char *point, uint32_t nth, int error);
 
@@ -75,4 +80,4 @@ bool fixture_host_has(struct hcs_system *sys, const struct sim_named *tab, size_
 #define CTRL_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 /* A cmocka case on a bare loop and sim backend (helpers.h), for tests that build their own VMs. */
-#define CTRL_LOOP_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup_loop, teardown_loop)
+#define CTRL_LOOP_TEST(fn) LOOP_TEST(fn)

@@ -341,12 +341,7 @@ static void test_round_trip(void **state)
         int64_t pid = container_pid(src);
         ctrl_envelope *e = save_ok(src);
 
-        uint8_t *bytes = NULL;
-        size_t len = 0;
-        ctrl_envelope *back = NULL;
-        assert_int_equal(ctrl_envelope_to_bytes(e, &bytes, &len), 0);
-        assert_int_equal(ctrl_envelope_from_bytes(bytes, len, &back), 0);
-        free(bytes);
+        ctrl_envelope *back = fixture_through_bytes(e);
 
         struct container *d = new_container();
         assert_int_equal(container_import(d, back), 0);

@@ -18,6 +18,7 @@
 
 #include "ctrl/process/process.h"
 #include "mbt.h"
+#include "steer.h"
 #include "save_container.pb-c.h"
 #include "save_process.pb-c.h"
 
@@ -65,49 +66,31 @@ static int force_act; /* arrange's own calls: what every double answers (0: foll
 
 /* ---- doubles ---- */
 
-/* For a call made by one of the step's owner actions: answer now (0), refuse (< 0), or pass
- * it to the real guest (1). */
-static int steer(const char *const *owners, guest_done_fn done, uint64_t value, void *ud)
-{
-        int act = force_act;
-        const struct mbt_step *st = mbt_current_step();
-        if (!act && st && st->action)
-                for (; *owners; owners++)
-                        if (strcmp(st->action, *owners) == 0)
-                                act = st->act;
-        if (act == MBT_ACT_FAIL)
-                return -EIO;
-        if (act != MBT_ACT_OK)
-                return 1;
-        done(0, value, ud);
-        return 0;
-}
-
 static int dbl_create_container(struct guest_conn *c, const char *id, guest_done_fn done, void *ud)
 {
         static const char *const owners[] = {"begin_create", NULL};
-        int r = steer(owners, done, 0, ud);
+        int r = steer_guest(owners, force_act, done, 0, ud);
         return r <= 0 ? r : guest_create_container(c, id, done, ud);
 }
 
 static int dbl_delete_container(struct guest_conn *c, const char *id, guest_done_fn done, void *ud)
 {
         static const char *const owners[] = {"begin_release", NULL};
-        int r = steer(owners, done, 0, ud);
+        int r = steer_guest(owners, force_act, done, 0, ud);
         return r <= 0 ? r : guest_delete_container(c, id, done, ud);
 }
 
 static int dbl_update(struct container *c, struct cop *o, const void *json)
 {
         static const char *const owners[] = {"begin_update", NULL};
-        int r = steer(owners, cop_cb, 0, o);
+        int r = steer_guest(owners, force_act, cop_cb, 0, o);
         return r <= 0 ? r : update_guest_sim(c, o, json);
 }
 
 int __wrap_guest_start_container(struct guest_conn *c, const char *id, guest_done_fn done, void *ud)
 {
         static const char *const owners[] = {"begin_start", NULL};
-        int r = steer(owners, done, 4242, ud);
+        int r = steer_guest(owners, force_act, done, 4242, ud);
         return r <= 0 ? r : __real_guest_start_container(c, id, done, ud);
 }
 
@@ -115,7 +98,7 @@ int __wrap_guest_io_relay(struct guest_conn *c, uint32_t pid, guest_done_fn done
 {
         static const char *const owners[] = {"begin_source_resume", "begin_destination_resume",
                                              NULL};
-        int r = steer(owners, done, 5000, ud);
+        int r = steer_guest(owners, force_act, done, 5000, ud);
         return r <= 0 ? r : __real_guest_io_relay(c, pid, done, ud);
 }
 
@@ -123,7 +106,7 @@ int __wrap_guest_signal_process(struct guest_conn *c, uint32_t pid, int sig, gue
                                 void *ud)
 {
         static const char *const owners[] = {"kill_processes", NULL};
-        int r = steer(owners, done, 0, ud);
+        int r = steer_guest(owners, force_act, done, 0, ud);
         return r <= 0 ? r : __real_guest_signal_process(c, pid, sig, done, ud);
 }
 
@@ -131,7 +114,7 @@ int __wrap_guest_signal_container(struct guest_conn *c, const char *id, int sig,
                                   void *ud)
 {
         static const char *const owners[] = {"kill_processes", NULL};
-        int r = steer(owners, done, 0, ud);
+        int r = steer_guest(owners, force_act, done, 0, ud);
         return r <= 0 ? r : __real_guest_signal_container(c, id, sig, done, ud);
 }
 
@@ -211,27 +194,6 @@ static enum init_kind init_for(const struct mbt_step *st)
 
 /* ---- steering ---- */
 
-static bool wants(const struct mbt_step *st, const char *guard, bool *ret_value)
-{
-        const struct fsm_machine *mc = &container_machine;
-        for (unsigned i = 0; i < st->n_guards; i++)
-                if (strcmp(mc->guard_names[st->guards[i].guard], guard) == 0) {
-                        *ret_value = st->guards[i].value;
-                        return true;
-                }
-        return false;
-}
-
-static bool failing(const struct mbt_step *st, const char *action)
-{
-        return st->act == MBT_ACT_FAIL && st->action && strcmp(st->action, action) == 0;
-}
-
-static bool acting(const struct mbt_step *st, const char *action)
-{
-        return st->action && strcmp(st->action, action) == 0;
-}
-
 static void drop_execs(struct container *c)
 {
         for (size_t i = 0; i < c->n_execs; i++) {
@@ -284,33 +246,33 @@ static int arrange(void *userdata, struct fsm *m, const struct mbt_step *st)
         arg.env = good_env;
         arg.ret_env = &saved;
 
-        if (wants(st, "kill_all_with_exec", &v) && v) {
+        if (step_wants(&container_machine, st, "kill_all_with_exec", &v) && v) {
                 arg.all = true;
                 arg.exec_id = "e";
         }
-        if (wants(st, "has_guest", &v))
+        if (step_wants(&container_machine, st, "has_guest", &v))
                 c->guest_bound = v;
-        if (wants(st, "is_patched", &v)) {
+        if (step_wants(&container_machine, st, "is_patched", &v)) {
                 struct process_io io;
                 c->patched = v;
                 /* a patched container has a patched init (it has IO) */
                 if (v && c->init && !process_io(c->init, &io))
                         replace_init(c, INIT_PATCHED);
         }
-        if (wants(st, "only_init_process", &v)) {
+        if (step_wants(&container_machine, st, "only_init_process", &v)) {
                 drop_execs(c);
                 if (!v)
                         add_created_exec(c, "x");
         }
-        if (acting(st, "add_exec")) {
+        if (step_acts(st, "add_exec")) {
                 ferry_bprintf(exec_id, sizeof(exec_id), "e%u", ++exec_seq);
                 arg.exec_id = exec_id;
         }
-        if (acting(st, "remove_exec") && st->act == MBT_ACT_OK) {
+        if (step_acts(st, "remove_exec") && st->act == MBT_ACT_OK) {
                 add_created_exec(c, "r");
                 arg.exec_id = "r";
         }
-        if (st->event == CONTAINER_E_DELETE_EXEC && !acting(st, "remove_exec"))
+        if (st->event == CONTAINER_E_DELETE_EXEC && !step_acts(st, "remove_exec"))
                 arg.exec_id = "none";
 
         /* Completions: their result, and an init that has done what they report. */
@@ -324,24 +286,24 @@ static int arrange(void *userdata, struct fsm *m, const struct mbt_step *st)
                 replace_init(c, init_for(st));
 
         /* Real failures (the guest calls' refusals come from the doubles). */
-        if (failing(st, "begin_create"))
+        if (step_fails(st, "begin_create"))
                 create_arg.id = "a/b";
-        if (failing(st, "begin_update"))
+        if (step_fails(st, "begin_update"))
                 arg.resources = "[]";
-        if (failing(st, "add_exec"))
+        if (step_fails(st, "add_exec"))
                 arg.exec_id = "";
-        if (failing(st, "kill_processes"))
+        if (step_fails(st, "kill_processes"))
                 arg.sig = 99;
-        if (failing(st, "remove_exec"))
+        if (step_fails(st, "remove_exec"))
                 arg.exec_id = "none";
-        if (failing(st, "save_payload"))
+        if (step_fails(st, "save_payload"))
                 arg.ret_env = NULL;
-        if (failing(st, "import_payload"))
+        if (step_fails(st, "import_payload"))
                 arg.env = NULL;
-        if (failing(st, "begin_patch"))
+        if (step_fails(st, "begin_patch"))
                 patch_arg.id = "a/b";
         /* A pending patch: the init opens an endpoint on the thread pool. */
-        if (st->act == MBT_ACT_PENDING && acting(st, "begin_patch"))
+        if (st->act == MBT_ACT_PENDING && step_acts(st, "begin_patch"))
                 patch_arg.io.stdout_path = "/dev/null";
         return 0;
 }

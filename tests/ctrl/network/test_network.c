@@ -317,12 +317,7 @@ static void test_round_trip_and_reset(void **state)
         assert_int_equal(network_save(src, &e), 0);
 
         /* the envelope crosses as bytes */
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        ctrl_envelope *wire = NULL;
-        assert_int_equal(ctrl_envelope_to_bytes(e, &buf, &len), 0);
-        assert_int_equal(ctrl_envelope_from_bytes(buf, len, &wire), 0);
-        free(buf);
+        ctrl_envelope *wire = fixture_through_bytes(e);
 
         struct network *dst = new_net(NULL);
         assert_int_equal(network_import(dst, wire), 0);

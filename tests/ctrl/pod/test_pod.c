@@ -4,94 +4,9 @@
  * source → destination migration of a pod (import, patch in any order, resume after the VM),
  * source rollback, and teardown of an imported pod reporting its tasks' exits. */
 #include "fixture.h"
+#include "vm_pair.h"
 
 #include "ctrl/pod/pod.h"
-#include "ctrl/vm/vm.h"
-
-struct res {
-        bool done;
-        int r;
-        unsigned calls;
-};
-
-static void on_res(int r, void *ud)
-{
-        struct res *x = ud;
-        x->done = true;
-        x->r = r;
-        x->calls++;
-}
-
-#define CALL(fn, ...)                                                                              \
-        ({                                                                                         \
-                struct res _x = {0};                                                               \
-                assert_int_equal(fn(__VA_ARGS__, on_res, &_x), 0);                                 \
-                run_until(&_x.done, 30000);                                                        \
-                assert_int_equal(_x.calls, 1);                                                     \
-                _x.r;                                                                              \
-        })
-
-/* Task events published by one side's containers. */
-struct events {
-        unsigned create, start, exit;
-        char last_exit[256];
-};
-
-static void on_publish(const char *topic, const char *json, void *ud)
-{
-        struct events *e = ud;
-        if (strcmp(topic, "/tasks/create") == 0)
-                e->create++;
-        else if (strcmp(topic, "/tasks/start") == 0)
-                e->start++;
-        else if (strcmp(topic, "/tasks/exit") == 0) {
-                e->exit++;
-                ferry_strscpy(e->last_exit, json, sizeof(e->last_exit));
-        }
-}
-
-static int lookup(const char *ns, struct network_endpoint *eps, size_t max, void *ud)
-{
-        static const struct network_endpoint src = {"ep-a", "00-15-5d-00-00-0a", "eth0"};
-        static const struct network_endpoint dst = {"ep-c", "00-15-5d-00-00-0c", "eth0"};
-        if (strcmp(ns, "ns-src") == 0)
-                eps[0] = src;
-        else if (strcmp(ns, "ns-dst") == 0)
-                eps[0] = dst;
-        else
-                return -ENOENT;
-        return max >= 1 ? 1 : -ENOSPC;
-}
-
-static void vm_doc(char *buf, size_t size)
-{
-        ssize_t r = ferry_bprintf(
-            buf, size,
-            "{\"VirtualMachine\":{\"Chipset\":{\"LinuxKernelDirect\":{\"KernelCmdLine\":"
-            "\"console=hvc0 %s\"}},"
-            "\"ComputeTopology\":{\"Memory\":{\"SizeInMB\":16},\"Processor\":{\"Count\":2}},"
-            "\"Devices\":{\"Scsi\":{\"0\":{}}},\"Sim\":{\"DirtyPagesPerSecond\":2000}}}",
-            VM_LM_LOG_FORWARDER);
-        assert_true(r > 0);
-}
-
-static struct vm *running_vm(const char *id)
-{
-        char doc[1024];
-        struct vm *vm = NULL;
-        vm_doc(doc, sizeof(doc));
-        assert_int_equal(vm_new(loop, backend, id, &vm), 0);
-        assert_int_equal(CALL(vm_create, vm, id, doc), 0);
-        assert_int_equal(CALL(vm_start, vm), 0);
-        return vm;
-}
-
-static void destroy_vm(struct vm *vm)
-{
-        assert_int_equal(CALL(vm_terminate, vm), 0);
-        for (int i = 0; i < 1000 && vm_free(vm); i++)
-                run_for_ms(2);
-}
 
 static struct pod_options pod_opts(const char *id, const char *ns, struct events *ev)
 {
@@ -135,19 +50,83 @@ static void free_pod(struct pod *p)
                 run_for_ms(2);
 }
 
+/* One host: its VM, the pod on it and the task events the pod published. */
+struct side {
+        struct vm *vm;
+        struct pod *pod;
+        struct events ev;
+};
+
+/* A running VM vm_id with the pod of running_pod on it; returns the pod. */
+static struct pod *side_up(struct side *x, const char *vm_id)
+{
+        *x = (struct side){0};
+        x->vm = running_vm(vm_id);
+        x->pod = running_pod(x->vm, &x->ev);
+        return x->pod;
+}
+
+static void side_down(struct side *x)
+{
+        free_pod(x->pod);
+        destroy_vm(x->vm);
+}
+
+/* Saves the source (VM migration initialized, pod and VM saved) and imports its pod on a new
+ * destination VM "dst". */
+static void save_and_import(struct side *s, struct side *d, ctrl_envelope **penv,
+                            ctrl_envelope **venv)
+{
+        assert_int_equal(CALL(vm_initialize_source, s->vm, NULL), 0);
+        assert_int_equal(CALL(pod_save, s->pod, penv), 0);
+        assert_int_equal(vm_save(s->vm, venv), 0);
+        assert_int_equal(vm_new(loop, backend, "dst", &d->vm), 0);
+        assert_int_equal(pod_new(d->vm, "sb", &d->pod), 0);
+        struct pod_options o = pod_opts(NULL, NULL, &d->ev);
+        assert_int_equal(pod_import(d->pod, &o, *penv), 0);
+}
+
+/* A saved pod on a running VM, and a blank pod "p" on a VM "dvm" that is never created: the
+ * start of an import. */
+struct import_case {
+        struct side src;
+        ctrl_envelope *penv;
+        struct vm *dvm;
+        struct pod *p;
+        struct pod_options o;
+};
+
+static void import_case_up(struct import_case *k, const char *vm_id)
+{
+        *k = (struct import_case){0};
+        side_up(&k->src, vm_id);
+        assert_int_equal(CALL(pod_save, k->src.pod, &k->penv), 0);
+        assert_int_equal(vm_new(loop, backend, "dvm", &k->dvm), 0);
+        assert_int_equal(pod_new(k->dvm, "p", &k->p), 0);
+        k->o = pod_opts(NULL, NULL, &k->src.ev);
+}
+
+/* Tears the imported pod down and frees both pods; the caller frees dvm, then the source VM. */
+static void import_case_down(struct import_case *k)
+{
+        assert_int_equal(CALL(pod_teardown, k->p), 0);
+        ctrl_envelope_free(k->penv);
+        free_pod(k->p);
+        free_pod(k->src.pod);
+}
+
 /* ---- tests ------------------------------------------------------------------------------ */
 
 static void test_lifecycle(void **state)
 {
-        struct events ev = {0};
-        struct vm *vm = running_vm("life");
-        struct pod *p = running_pod(vm, &ev);
+        struct side s;
+        struct pod *p = side_up(&s, "life");
         struct container *c = NULL;
         assert_int_equal(pod_new_container(p, "w1", &c), -EEXIST);
         assert_int_equal(pod_delete_container(p, "nope"), -ENOENT);
         assert_int_equal(pod_container_count(p), 2);
         assert_non_null(pod_container(p, "sb"));
-        struct pod_options o = pod_opts("x", NULL, &ev);
+        struct pod_options o = pod_opts("x", NULL, &s.ev);
         assert_int_equal(pod_create(p, &o), -EBUSY);
         struct res x = {0};
         assert_int_equal(pod_patch_container(p, "w1", NULL, NULL, on_res, &x), -EBUSY);
@@ -160,15 +139,13 @@ static void test_lifecycle(void **state)
         assert_string_equal(pod_state_name(p), "terminated");
         assert_string_equal(network_state_name(pod_network(p)), "torn_down");
         assert_int_equal(CALL(pod_teardown, p), 0); /* idempotent */
-        free_pod(p);
-        destroy_vm(vm);
+        side_down(&s);
 }
 
 static void test_save_freezes_and_rolls_back(void **state)
 {
-        struct events ev = {0};
-        struct vm *vm = running_vm("save");
-        struct pod *p = running_pod(vm, &ev);
+        struct side s;
+        struct pod *p = side_up(&s, "save");
         ctrl_envelope *env = NULL;
         assert_int_equal(CALL(pod_save, p, &env), 0);
         assert_non_null(env);
@@ -190,28 +167,26 @@ static void test_save_freezes_and_rolls_back(void **state)
         assert_int_equal(CALL(pod_save, p, &env2), 0);
         ctrl_envelope_free(env2);
         /* Resume requires the VM resumed (running) first. */
-        assert_int_equal(CALL(vm_initialize_source, vm, NULL), 0);
+        assert_int_equal(CALL(vm_initialize_source, s.vm, NULL), 0);
         assert_int_equal(pod_resume(p, on_res, &x), -EBUSY);
         assert_string_equal(pod_state_name(p), "source_migrating");
-        assert_int_equal(CALL(vm_finalize, vm, true), 0);
-        assert_int_equal(CALL(vm_resume, vm), 0);
+        assert_int_equal(CALL(vm_finalize, s.vm, true), 0);
+        assert_int_equal(CALL(vm_resume, s.vm), 0);
         /* Source rollback. */
         assert_int_equal(CALL(pod_resume, p), 0);
         assert_string_equal(pod_state_name(p), "active");
         assert_false(container_is_frozen(pod_container(p, "sb")));
         assert_string_equal(container_state_name(pod_container(p, "w1")), "running");
         assert_string_equal(network_state_name(pod_network(p)), "configured");
-        assert_int_equal(ev.exit, 0);
+        assert_int_equal(s.ev.exit, 0);
         ctrl_envelope_free(env);
-        free_pod(p);
-        destroy_vm(vm);
+        side_down(&s);
 }
 
 static void test_partial_save_leaves_nothing_frozen(void **state)
 {
-        struct events ev = {0};
-        struct vm *vm = running_vm("partial");
-        struct pod *p = running_pod(vm, &ev);
+        struct side s;
+        struct pod *p = side_up(&s, "partial");
         /* "zz" sorts last and is not running: its save fails after "sb" and "w1" froze. */
         add_container(p, "zz", false);
         ctrl_envelope *env = NULL;
@@ -231,39 +206,15 @@ static void test_partial_save_leaves_nothing_frozen(void **state)
         assert_string_equal(network_state_name(pod_network(p)), "configured");
         /* The pod works as before: a new container is accepted. */
         add_container(p, "late", false);
-        free_pod(p);
-        destroy_vm(vm);
+        side_down(&s);
 }
 
-struct side {
-        struct vm *vm;
-        struct pod *pod;
-        struct events ev;
-};
-
-/* Runs the VM migration from src to dst (dst imported from venv) up to resumed. */
+/* Runs the VM migration from src to dst (dst imported from venv) up to finalized. */
 static void migrate_vms(struct side *src, struct side *dst, const ctrl_envelope *venv,
                         bool finalize_to_dst)
 {
         assert_int_equal(vm_import(dst->vm, venv), 0);
-        assert_int_equal(CALL(vm_create_destination, dst->vm, "dst", NULL), 0);
-        assert_int_equal(CALL(vm_patch, dst->vm), 0);
-        int fds[2];
-        socket_pair(fds);
-        assert_int_equal(CALL(vm_start_destination, dst->vm, fds[1], 5), 0);
-        assert_int_equal(CALL(vm_start_source, src->vm, fds[0], 5), 0);
-        struct res rs = {0}, rd = {0};
-        assert_int_equal(vm_transfer(src->vm, on_res, &rs), 0);
-        assert_int_equal(vm_transfer(dst->vm, on_res, &rd), 0);
-        run_until(&rs.done, 30000);
-        run_until(&rd.done, 30000);
-        assert_int_equal(rs.r, 0);
-        assert_int_equal(rd.r, 0);
-        struct vm *keep = finalize_to_dst ? dst->vm : src->vm;
-        struct vm *drop = finalize_to_dst ? src->vm : dst->vm;
-        assert_int_equal(CALL(vm_finalize, keep, true), 0);
-        assert_int_equal(CALL(vm_finalize, drop, false), 0);
-        assert_string_equal(vm_state_name(drop), "terminated");
+        migrate_vm_pair(src->vm, dst->vm, 5, finalize_to_dst);
 }
 
 /* Frees both sides of a migration and the envelopes it carried. */
@@ -280,19 +231,12 @@ static void free_sides(struct side *s, struct side *d, ctrl_envelope *penv, ctrl
 static void test_migrate_pod(void **state)
 {
         struct side s = {0}, d = {0};
-        s.vm = running_vm("src");
-        s.pod = running_pod(s.vm, &s.ev);
+        side_up(&s, "src");
         int64_t w1_pid = container_pid(pod_container(s.pod, "w1"));
 
-        assert_int_equal(CALL(vm_initialize_source, s.vm, NULL), 0);
         ctrl_envelope *penv = NULL, *venv = NULL;
-        assert_int_equal(CALL(pod_save, s.pod, &penv), 0);
-        assert_int_equal(vm_save(s.vm, &venv), 0);
+        save_and_import(&s, &d, &penv, &venv);
 
-        assert_int_equal(vm_new(loop, backend, "dst", &d.vm), 0);
-        assert_int_equal(pod_new(d.vm, "sb", &d.pod), 0);
-        struct pod_options o = pod_opts(NULL, NULL, &d.ev);
-        assert_int_equal(pod_import(d.pod, &o, penv), 0);
         assert_string_equal(pod_state_name(d.pod), "destination_migrating");
         assert_int_equal(pod_container_count(d.pod), 2);
         assert_string_equal(pod_id(d.pod), "sb");
@@ -357,16 +301,9 @@ static void test_migrate_pod(void **state)
 static void test_rollback_after_transfer(void **state)
 {
         struct side s = {0}, d = {0};
-        s.vm = running_vm("src");
-        s.pod = running_pod(s.vm, &s.ev);
-        assert_int_equal(CALL(vm_initialize_source, s.vm, NULL), 0);
+        side_up(&s, "src");
         ctrl_envelope *penv = NULL, *venv = NULL;
-        assert_int_equal(CALL(pod_save, s.pod, &penv), 0);
-        assert_int_equal(vm_save(s.vm, &venv), 0);
-        assert_int_equal(vm_new(loop, backend, "dst", &d.vm), 0);
-        assert_int_equal(pod_new(d.vm, "sb", &d.pod), 0);
-        struct pod_options o = pod_opts(NULL, NULL, &d.ev);
-        assert_int_equal(pod_import(d.pod, &o, penv), 0);
+        save_and_import(&s, &d, &penv, &venv);
         /* Finalize resume on the source: everything runs there as before. */
         migrate_vms(&s, &d, venv, false);
         assert_int_equal(CALL(vm_resume, s.vm), 0);
@@ -385,36 +322,26 @@ static void test_rollback_after_transfer(void **state)
 
 static void test_import_is_atomic(void **state)
 {
-        struct events ev = {0};
-        struct vm *vm = running_vm("imp");
-        struct pod *src = running_pod(vm, &ev);
-        ctrl_envelope *penv = NULL;
-        assert_int_equal(CALL(pod_save, src, &penv), 0);
-        struct vm *dvm = NULL;
-        assert_int_equal(vm_new(loop, backend, "dvm", &dvm), 0);
-        struct pod *p = NULL;
-        assert_int_equal(pod_new(dvm, "p", &p), 0);
-        struct pod_options o = pod_opts(NULL, NULL, &ev);
-        assert_int_equal(pod_import(p, &o, NULL), -EINVAL);
-        ctrl_envelope foreign = *penv;
+        struct import_case k;
+        import_case_up(&k, "imp");
+        struct pod *p = k.p;
+        assert_int_equal(pod_import(p, &k.o, NULL), -EINVAL);
+        ctrl_envelope foreign = *k.penv;
         foreign.type_url = (char *)"type.ferry.dev/ferry.vm.save.v1.Payload";
-        assert_int_equal(pod_import(p, &o, &foreign), -EINVAL);
-        ctrl_envelope corrupt = *penv;
+        assert_int_equal(pod_import(p, &k.o, &foreign), -EINVAL);
+        ctrl_envelope corrupt = *k.penv;
         uint8_t junk[] = {0xff, 0xff, 0xff};
         corrupt.value = (ProtobufCBinaryData){.len = sizeof(junk), .data = junk};
-        assert_int_equal(pod_import(p, &o, &corrupt), -EBADMSG);
+        assert_int_equal(pod_import(p, &k.o, &corrupt), -EBADMSG);
         assert_string_equal(pod_state_name(p), "not_created");
         assert_int_equal(pod_container_count(p), 0);
         assert_null(pod_network(p));
-        assert_int_equal(pod_import(p, &o, penv), 0);
+        assert_int_equal(pod_import(p, &k.o, k.penv), 0);
         assert_int_equal(pod_container_count(p), 2);
-        assert_int_equal(CALL(pod_teardown, p), 0);
-        ctrl_envelope_free(penv);
-        free_pod(p);
-        free_pod(src);
-        for (int i = 0; i < 100 && vm_free(dvm); i++)
+        import_case_down(&k);
+        for (int i = 0; i < 100 && vm_free(k.dvm); i++)
                 run_for_ms(2);
-        destroy_vm(vm);
+        destroy_vm(k.src.vm);
 }
 
 /* A caller may issue its next call from the done callback of the previous one. */
@@ -434,17 +361,10 @@ static void chain_first_done(int r, void *ud)
 
 static void test_patch_chained_from_done(void **state)
 {
-        struct events ev = {0};
-        struct vm *vm = running_vm("chain");
-        struct pod *src = running_pod(vm, &ev);
-        ctrl_envelope *penv = NULL;
-        assert_int_equal(CALL(pod_save, src, &penv), 0);
-        struct vm *dvm = NULL;
-        assert_int_equal(vm_new(loop, backend, "dvm", &dvm), 0);
-        struct chain c = {.sb = {.id = "sb2"}};
-        assert_int_equal(pod_new(dvm, "p", &c.pod), 0);
-        struct pod_options o = pod_opts(NULL, NULL, &ev);
-        assert_int_equal(pod_import(c.pod, &o, penv), 0);
+        struct import_case k;
+        import_case_up(&k, "chain");
+        struct chain c = {.pod = k.p, .sb = {.id = "sb2"}};
+        assert_int_equal(pod_import(c.pod, &k.o, k.penv), 0);
         struct container_patch_opts w = {.id = "w2"};
         assert_int_equal(pod_patch_container(c.pod, "w1", &w, NULL, chain_first_done, &c), 0);
         run_until(&c.second.done, 5000);
@@ -453,12 +373,9 @@ static void test_patch_chained_from_done(void **state)
         assert_int_equal(c.second.calls, 1);
         assert_string_equal(pod_id(c.pod), "sb2");
         assert_non_null(pod_container(c.pod, "w2"));
-        assert_int_equal(CALL(pod_teardown, c.pod), 0);
-        ctrl_envelope_free(penv);
-        free_pod(c.pod);
-        free_pod(src);
-        assert_null(vm_free(dvm));
-        destroy_vm(vm);
+        import_case_down(&k);
+        assert_null(vm_free(k.dvm));
+        destroy_vm(k.src.vm);
 }
 
 int main(void)

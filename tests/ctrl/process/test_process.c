@@ -404,12 +404,7 @@ static void test_save_import_patch_resume_round_trip(void **state)
         assert_true(ports[0] > 0); /* kept on the controller for the rollback */
 
         /* through bytes, as across hosts */
-        uint8_t *bytes = NULL;
-        size_t len = 0;
-        ctrl_envelope *back = NULL;
-        assert_int_equal(ctrl_envelope_to_bytes(e, &bytes, &len), 0);
-        assert_int_equal(ctrl_envelope_from_bytes(bytes, len, &back), 0);
-        free(bytes);
+        ctrl_envelope *back = fixture_through_bytes(e);
         ProtobufCMessage *m = NULL;
         assert_int_equal(ctrl_envelope_unpack(back, "process", 1,
                                               &ferry__process__save__v1__payload__descriptor, &m,

@@ -17,6 +17,7 @@
  * has a real synchronous path: no endpoints, nothing to open. */
 #include "fixture.h"
 #include "mbt.h"
+#include "steer.h"
 
 static int dbl_start_container(struct guest_conn *c, const char *id, guest_done_fn done, void *ud);
 static int dbl_start_process(struct guest_conn *c, const char *id, guest_done_fn done, void *ud);
@@ -37,20 +38,12 @@ static int dbl_io_relay(struct guest_conn *c, uint32_t pid, guest_done_fn done, 
 #undef guest_signal_container
 #undef guest_io_relay
 
-/* What the double does for a call made by action `owner` (or one of two): complete now,
- * refuse, or pass through (1). */
+/* What the double does for a call made by action `owner` (or `other`, may be NULL): complete
+ * now, refuse, or pass through (1): steer_guest. */
 static int steer(const char *owner, const char *other, guest_done_fn done, uint64_t value, void *ud)
 {
-        const struct mbt_step *st = mbt_current_step();
-        if (!st || !st->action ||
-            (strcmp(st->action, owner) != 0 && (!other || strcmp(st->action, other) != 0)))
-                return 1;
-        if (st->act == MBT_ACT_FAIL)
-                return -EIO;
-        if (st->act != MBT_ACT_OK)
-                return 1;
-        done(0, value, ud);
-        return 0;
+        const char *const owners[] = {owner, other, NULL};
+        return steer_guest(owners, 0, done, value, ud);
 }
 
 static int dbl_start_container(struct guest_conn *c, const char *id, guest_done_fn done, void *ud)
@@ -98,22 +91,6 @@ static struct call arg;
 static char long_path[PROCESS_PATH_MAX + 8];
 static ctrl_envelope *saved; /* save steps write here */
 
-static bool wants(const struct mbt_step *st, const char *guard, bool *ret_value)
-{
-        const struct fsm_machine *mc = &process_machine;
-        for (unsigned i = 0; i < st->n_guards; i++)
-                if (strcmp(mc->guard_names[st->guards[i].guard], guard) == 0) {
-                        *ret_value = st->guards[i].value;
-                        return true;
-                }
-        return false;
-}
-
-static bool failing(const struct mbt_step *st, const char *action)
-{
-        return st->act == MBT_ACT_FAIL && st->action && strcmp(st->action, action) == 0;
-}
-
 static int arrange(void *userdata, struct fsm *m, const struct mbt_step *st)
 {
         struct process *p = m->ctx;
@@ -135,15 +112,15 @@ static int arrange(void *userdata, struct fsm *m, const struct mbt_step *st)
                 arg.create = NULL;
                 arg.patch = &patch_arg;
         }
-        if (wants(st, "terminal_with_stderr", &v) && v) {
+        if (step_wants(&process_machine, st, "terminal_with_stderr", &v) && v) {
                 create_arg.io = (struct process_io){.stderr_path = "/e", .terminal = true};
                 patch_arg.io = create_arg.io;
         }
-        if (wants(st, "patch_args_invalid", &v) && v)
+        if (step_wants(&process_machine, st, "patch_args_invalid", &v) && v)
                 patch_arg.container_id = "";
-        if (wants(st, "is_tty", &v))
+        if (step_wants(&process_machine, st, "is_tty", &v))
                 p->io.terminal = v;
-        if (wants(st, "has_upstream_io", &v))
+        if (step_wants(&process_machine, st, "has_upstream_io", &v))
                 p->io.open = v;
 
         /* Completions carry a result, a pid, an exit code. */
@@ -156,17 +133,17 @@ static int arrange(void *userdata, struct fsm *m, const struct mbt_step *st)
                 arg.value = 3;
 
         /* Real failures. */
-        if (failing(st, "open_io"))
+        if (step_fails(st, "open_io"))
                 create_arg.bundle = long_path;
-        if (failing(st, "open_destination_io"))
+        if (step_fails(st, "open_destination_io"))
                 patch_arg.container_id = "not/an/id";
-        if (failing(st, "save_payload"))
+        if (step_fails(st, "save_payload"))
                 arg.ret_env = NULL;
-        if (failing(st, "import_payload"))
+        if (step_fails(st, "import_payload"))
                 arg.env = NULL;
         /* A pending open: an endpoint for the thread pool (which completes after the case). */
-        if (st->act == MBT_ACT_PENDING && st->action &&
-            (strcmp(st->action, "open_io") == 0 || strcmp(st->action, "open_destination_io") == 0))
+        if (st->act == MBT_ACT_PENDING &&
+            (step_acts(st, "open_io") || step_acts(st, "open_destination_io")))
                 create_arg.io.stdout_path = patch_arg.io.stdout_path = "/dev/null";
         return 0;
 }

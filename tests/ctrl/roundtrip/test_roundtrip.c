@@ -9,15 +9,14 @@
  * destination's resume, conformance X14) and an exit on the frozen source (its armed watcher
  * reports it; the teardown adds nothing). */
 #include "fixture.h"
+#include "vm_pair.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "ctrl/container/container.h"
-#include "ctrl/network/network.h"
 #include "ctrl/process/process.h"
 #include "ctrl/scsi/scsi.h"
-#include "ctrl/vm/vm.h"
 
 #define N_LAYERS   2
 #define CTR_ID     "ctr"
@@ -54,63 +53,6 @@ static void fifos_remove(void)
         for (size_t i = 0; i < FIFO_N; i++)
                 unlink(fifos[i]);
         rmdir(fifo_dir);
-}
-
-struct res {
-        bool done;
-        int r;
-        unsigned calls;
-};
-
-static void on_res(int r, void *ud)
-{
-        struct res *x = ud;
-        x->done = true;
-        x->r = r;
-        x->calls++;
-}
-
-#define CALL(fn, ...)                                                                              \
-        ({                                                                                         \
-                struct res _x = {0};                                                               \
-                assert_int_equal(fn(__VA_ARGS__, on_res, &_x), 0);                                 \
-                run_until(&_x.done, 30000);                                                        \
-                assert_int_equal(_x.calls, 1);                                                     \
-                _x.r;                                                                              \
-        })
-
-/* Task events one side's container published. */
-struct events {
-        unsigned create, start, exit;
-        char last_exit[256];
-};
-
-static void on_publish(const char *topic, const char *json, void *ud)
-{
-        struct events *e = ud;
-        if (strcmp(topic, "/tasks/create") == 0)
-                e->create++;
-        else if (strcmp(topic, "/tasks/start") == 0)
-                e->start++;
-        else if (strcmp(topic, "/tasks/exit") == 0) {
-                e->exit++;
-                ferry_strscpy(e->last_exit, json, sizeof(e->last_exit));
-        }
-}
-
-static int lookup(const char *ns, struct network_endpoint *eps, size_t max, void *ud)
-{
-        static const struct network_endpoint src = {"ep-a", "00-15-5d-00-00-0a", "eth0"};
-        static const struct network_endpoint dst = {"ep-c", "00-15-5d-00-00-0c", "eth0"};
-        if (max < 1)
-                return -ENOSPC;
-        if (strcmp(ns, NS_SRC) == 0)
-                eps[0] = src;
-        else if (strcmp(ns, NS_DST) == 0)
-                eps[0] = dst;
-        else
-                return -ENOENT;
-        return 1;
 }
 
 /* One side of the migration: its VM, the environment its children act in, and the children. */
@@ -168,18 +110,6 @@ static struct container_devices devices_of(struct side *s)
 
 /* ---- VMs ---------------------------------------------------------------------------------- */
 
-static void vm_doc(char *buf, size_t size)
-{
-        ssize_t r = ferry_bprintf(
-            buf, size,
-            "{\"VirtualMachine\":{\"Chipset\":{\"LinuxKernelDirect\":{\"KernelCmdLine\":"
-            "\"console=hvc0 %s\"}},"
-            "\"ComputeTopology\":{\"Memory\":{\"SizeInMB\":16},\"Processor\":{\"Count\":2}},"
-            "\"Devices\":{\"Scsi\":{\"0\":{}}},\"Sim\":{\"DirtyPagesPerSecond\":2000}}}",
-            VM_LM_LOG_FORWARDER);
-        assert_true(r > 0);
-}
-
 /* Points the side's environment at its VM's current system and guest (they change on a
  * destination at create and at resume). */
 static void bind_env(struct side *s)
@@ -187,13 +117,6 @@ static void bind_env(struct side *s)
         vm_env(s->vm, &s->env);
         s->env.publish = on_publish;
         s->env.publish_userdata = &s->ev;
-}
-
-static void destroy_vm(struct vm *vm)
-{
-        assert_int_equal(CALL(vm_terminate, vm), 0);
-        for (int i = 0; i < 1000 && vm_free(vm); i++)
-                run_for_ms(2);
 }
 
 /* ---- the source ---------------------------------------------------------------------------- */
@@ -224,11 +147,7 @@ struct disks {
  * running on them. Returns the init's pid. */
 static int64_t source_up(struct side *s, struct disks *d)
 {
-        char doc[1024];
-        vm_doc(doc, sizeof(doc));
-        assert_int_equal(vm_new(loop, backend, "src", &s->vm), 0);
-        assert_int_equal(CALL(vm_create, s->vm, "src", doc), 0);
-        assert_int_equal(CALL(vm_start, s->vm), 0);
+        s->vm = running_vm("src");
         bind_env(s);
         assert_int_equal(vm_scsi(s->vm, &s->scsi), 0);
 
@@ -337,24 +256,8 @@ static void destination_import(struct side *t, const struct disks *d, const ctrl
  * the other side's VM ends terminated. */
 static void migrate_vms(struct side *s, struct side *t, bool to_destination)
 {
-        assert_int_equal(CALL(vm_create_destination, t->vm, "dst", NULL), 0);
-        assert_int_equal(CALL(vm_patch, t->vm), 0);
-        int fds[2];
-        socket_pair(fds);
-        assert_int_equal(CALL(vm_start_destination, t->vm, fds[1], 7), 0);
-        assert_int_equal(CALL(vm_start_source, s->vm, fds[0], 7), 0);
-        struct res rs = {0}, rd = {0};
-        assert_int_equal(vm_transfer(s->vm, on_res, &rs), 0);
-        assert_int_equal(vm_transfer(t->vm, on_res, &rd), 0);
-        run_until(&rs.done, 30000);
-        run_until(&rd.done, 30000);
-        assert_int_equal(rs.r, 0);
-        assert_int_equal(rd.r, 0);
+        migrate_vm_pair(s->vm, t->vm, 7, to_destination);
         struct vm *keep = to_destination ? t->vm : s->vm;
-        struct vm *drop = to_destination ? s->vm : t->vm;
-        assert_int_equal(CALL(vm_finalize, keep, true), 0);
-        assert_int_equal(CALL(vm_finalize, drop, false), 0);
-        assert_string_equal(vm_state_name(drop), "terminated");
         /* The dropped side's children must not reach for its closed guest. */
         bind_env(to_destination ? s : t);
         assert_null(to_destination ? s->env.guest : t->env.guest);
@@ -362,13 +265,20 @@ static void migrate_vms(struct side *s, struct side *t, bool to_destination)
         assert_string_equal(vm_state_name(keep), "running");
 }
 
-/* Resumes the children on their VM: SCSI (the VM's resume already bound it), network,
- * container; on the destination the NICs then move to the patched namespace. */
-static void resume_children(struct side *x, bool destination)
+/* Resumes what lies under the container on its resumed VM: SCSI (the VM's resume already bound
+ * it) and network. */
+static void resume_layers(struct side *x)
 {
         bind_env(x);
         assert_int_equal(scsi_resume(x->scsi), 0);
         assert_int_equal(network_resume(x->net), 0);
+}
+
+/* Resumes the children on their VM: SCSI (the VM's resume already bound it), network,
+ * container; on the destination the NICs then move to the patched namespace. */
+static void resume_children(struct side *x, bool destination)
+{
+        resume_layers(x);
         assert_int_equal(CALL(container_resume, x->c), 0);
         if (destination)
                 assert_int_equal(CALL(network_reset, x->net), 0);
@@ -452,6 +362,13 @@ static void assert_doc_attachment(struct hcs_system *sys, uint32_t ctl, uint32_t
         assert_true(same);
 }
 
+/* Runs the loop until ev shows more than before exits (2 s at most; the caller checks). */
+static void wait_exit(const struct events *ev, unsigned before)
+{
+        for (int i = 0; i < 1000 && ev->exit == before; i++)
+                run_for_ms(2);
+}
+
 /* Runs the loop a little longer and checks that no more exits were published. */
 static void assert_exits_settle(const struct events *ev, unsigned want)
 {
@@ -464,8 +381,7 @@ static void exit_init(struct side *x, int64_t pid, const char *id)
 {
         unsigned before = x->ev.exit;
         assert_int_equal(guest_sim_exit_process(vm_guest(x->vm), (uint32_t)pid, 3), 0);
-        for (int i = 0; i < 1000 && x->ev.exit == before; i++)
-                run_for_ms(2);
+        wait_exit(&x->ev, before);
         assert_int_equal(x->ev.exit, before + 1);
         char want[128];
         ferry_bprintf(want, sizeof(want), "\"container_id\":\"%s\"", id);
@@ -492,29 +408,60 @@ static void side_down(struct side *x)
         }
 }
 
+/* One case: the source, the destination (empty when never imported), the source's disks, the
+ * envelopes it saved and its init's pid. */
+struct trip {
+        struct side s, t;
+        struct disks d;
+        ctrl_envelope *cenv, *nenv, *venv;
+        int64_t pid;
+};
+
+/* How far trip_start goes: the source saved only, or imported on the destination as it is
+ * (for a rollback) or patched (to resume there). */
+enum trip_start { TRIP_SAVED, TRIP_IMPORTED, TRIP_PATCHED };
+
+static void trip_start(struct trip *k, enum trip_start how)
+{
+        *k = (struct trip){0};
+        k->pid = source_up(&k->s, &k->d);
+        source_save(&k->s, &k->d, &k->cenv, &k->nenv, &k->venv);
+        if (how != TRIP_SAVED)
+                destination_import(&k->t, &k->d, k->cenv, k->nenv, k->venv, how == TRIP_PATCHED);
+}
+
+/* Brings first's children down, then the other side's; frees the envelopes and the VMs. */
+static void trip_end(struct trip *k, struct side *first)
+{
+        side_down(first);
+        side_down(first == &k->s ? &k->t : &k->s);
+        ctrl_envelope_free(k->cenv);
+        ctrl_envelope_free(k->nenv);
+        ctrl_envelope_free(k->venv);
+        destroy_vm(k->s.vm);
+        if (k->t.vm)
+                destroy_vm(k->t.vm);
+}
+
 /* ---- tests ------------------------------------------------------------------------------- */
 
 static void test_roundtrip_to_destination(void **state)
 {
-        struct side s = {0}, t = {0};
-        struct disks d = {0};
-        int64_t pid = source_up(&s, &d);
-        ctrl_envelope *cenv = NULL, *nenv = NULL, *venv = NULL;
-        source_save(&s, &d, &cenv, &nenv, &venv);
-        destination_import(&t, &d, cenv, nenv, venv, true);
-        migrate_vms(&s, &t, true);
-        resume_children(&t, true);
+        struct trip k;
+        trip_start(&k, TRIP_PATCHED);
+        migrate_vms(&k.s, &k.t, true);
+        resume_children(&k.t, true);
 
-        struct hcs_system *sys = vm_system(t.vm);
+        struct hcs_system *sys = vm_system(k.t.vm);
         /* Running there, under the patched id, with the same guest ids and init pid. */
-        assert_string_equal(container_state_name(t.c), "running");
-        struct process *init = container_process(t.c, "");
+        assert_string_equal(container_state_name(k.t.c), "running");
+        struct process *init = container_process(k.t.c, "");
         assert_non_null(init);
         assert_string_equal(process_state_name(init), "running");
-        assert_int_equal(container_pid(t.c), pid);
-        assert_int_equal(process_pid(init), pid);
-        assert_string_equal(container_id(t.c), CTR_ID_DST);
-        assert_string_equal(container_guest_id(t.c), CTR_ID);
+        assert_int_equal(container_pid(k.t.c), k.pid);
+        assert_int_equal(process_pid(init), k.pid);
+        assert_string_equal(container_id(k.t.c), CTR_ID_DST);
+        assert_string_equal(container_guest_id(k.t.c), CTR_ID);
         assert_string_equal(process_bundle(init), "/dst/bundles/ctr");
         struct process_io io;
         assert_true(process_io(init, &io));
@@ -523,107 +470,91 @@ static void test_roundtrip_to_destination(void **state)
         uint32_t gpid = 0;
         assert_true(guest_container(sys, CTR_ID, &st, &gpid));
         assert_int_equal(st, SIM_CT_RUNNING);
-        assert_int_equal(gpid, pid);
-        assert_int_equal(t.ev.create, 1);
-        assert_int_equal(t.ev.start, 1);
-        assert_int_equal(t.ev.exit, 0);
+        assert_int_equal(gpid, k.pid);
+        assert_int_equal(k.t.ev.create, 1);
+        assert_int_equal(k.t.ev.start, 1);
+        assert_int_equal(k.t.ev.exit, 0);
 
         /* The destination's compute document and bus: patched paths at the source's slots. */
         for (size_t i = 0; i <= N_LAYERS; i++) {
                 const char *want = i < N_LAYERS ? dst_layers[i] : DST_SCRATCH;
                 uint32_t ctl, lun;
-                assert_int_equal(scsi_slot(t.scsi, d.ids[i], &ctl, &lun), 0);
-                assert_int_equal(ctl, d.ctl[i]);
-                assert_int_equal(lun, d.lun[i]);
-                assert_string_equal(scsi_disk_state(t.scsi, d.ids[i]), "attached");
+                assert_int_equal(scsi_slot(k.t.scsi, k.d.ids[i], &ctl, &lun), 0);
+                assert_int_equal(ctl, k.d.ctl[i]);
+                assert_int_equal(lun, k.d.lun[i]);
+                assert_string_equal(scsi_disk_state(k.t.scsi, k.d.ids[i]), "attached");
                 assert_doc_attachment(sys, ctl, lun, want);
                 /* The guest still has the partition mounted where the container found it. */
-                assert_true(guest_has_mount(sys, ctl, lun, scsi_guest_path(t.scsi, d.ids[i])));
+                assert_true(guest_has_mount(sys, ctl, lun, scsi_guest_path(k.t.scsi, k.d.ids[i])));
         }
 
         /* The guest namespace id is unchanged; the swap to the patched namespace is done (its
          * record cleared) and the NIC is now the destination endpoint's. */
-        assert_string_equal(network_namespace_id(t.net), NS_SRC);
-        assert_string_equal(network_patched_namespace_id(t.net), "");
-        assert_int_equal(network_nic_count(t.net), 1);
+        assert_string_equal(network_namespace_id(k.t.net), NS_SRC);
+        assert_string_equal(network_patched_namespace_id(k.t.net), "");
+        assert_int_equal(network_nic_count(k.t.net), 1);
         const struct network_endpoint *ep = NULL;
-        const char *nic = network_nic_id(t.net, 0, &ep);
+        const char *nic = network_nic_id(k.t.net, 0, &ep);
         assert_non_null(nic);
         assert_string_equal(ep->id, "ep-c");
         assert_true(guest_has_nic_in(sys, NS_SRC));
         assert_true(fixture_host_has(sys, vm_of(sys)->nics, SIM_MAX_NICS, nic));
 
         /* The init exits after resume: reported once, under the destination id. */
-        exit_init(&t, pid, CTR_ID_DST);
+        exit_init(&k.t, k.pid, CTR_ID_DST);
 
         /* The source is discarded: frozen children torn down, its exit reported there. */
-        assert_int_equal(container_teardown(s.c), 0);
-        assert_int_equal(s.ev.exit, 1);
-        assert_non_null(strstr(s.ev.last_exit, "\"exit_status\":137"));
-        assert_int_equal(scsi_teardown(s.scsi), 0);
-        assert_int_equal(t.ev.exit, 1);
+        assert_int_equal(container_teardown(k.s.c), 0);
+        assert_int_equal(k.s.ev.exit, 1);
+        assert_non_null(strstr(k.s.ev.last_exit, "\"exit_status\":137"));
+        assert_int_equal(scsi_teardown(k.s.scsi), 0);
+        assert_int_equal(k.t.ev.exit, 1);
 
-        side_down(&t);
-        side_down(&s);
-        ctrl_envelope_free(cenv);
-        ctrl_envelope_free(nenv);
-        ctrl_envelope_free(venv);
-        destroy_vm(s.vm);
-        destroy_vm(t.vm);
+        trip_end(&k, &k.t);
 }
 
 static void test_rollback_on_source(void **state)
 {
-        struct side s = {0}, t = {0};
-        struct disks d = {0};
-        int64_t pid = source_up(&s, &d);
-        ctrl_envelope *cenv = NULL, *nenv = NULL, *venv = NULL;
-        source_save(&s, &d, &cenv, &nenv, &venv);
-        destination_import(&t, &d, cenv, nenv, venv, false);
-        migrate_vms(&s, &t, false);
-        resume_children(&s, false);
+        struct trip k;
+        trip_start(&k, TRIP_IMPORTED);
+        migrate_vms(&k.s, &k.t, false);
+        resume_children(&k.s, false);
 
         /* Running as before: same state, pid, ids, disks and NIC; nothing reported. */
-        assert_false(container_is_frozen(s.c));
-        assert_string_equal(container_state_name(s.c), "running");
-        assert_string_equal(process_state_name(container_process(s.c, "")), "running");
-        assert_int_equal(container_pid(s.c), pid);
-        assert_string_equal(container_id(s.c), CTR_ID);
-        struct hcs_system *sys = vm_system(s.vm);
+        assert_false(container_is_frozen(k.s.c));
+        assert_string_equal(container_state_name(k.s.c), "running");
+        assert_string_equal(process_state_name(container_process(k.s.c, "")), "running");
+        assert_int_equal(container_pid(k.s.c), k.pid);
+        assert_string_equal(container_id(k.s.c), CTR_ID);
+        struct hcs_system *sys = vm_system(k.s.vm);
         enum sim_container_state st = 0;
         uint32_t gpid = 0;
         assert_true(guest_container(sys, CTR_ID, &st, &gpid));
         assert_int_equal(st, SIM_CT_RUNNING);
-        assert_int_equal(gpid, pid);
+        assert_int_equal(gpid, k.pid);
         for (size_t i = 0; i <= N_LAYERS; i++) {
-                assert_string_equal(scsi_disk_state(s.scsi, d.ids[i]), "attached");
-                assert_string_equal(scsi_host_path(s.scsi, d.ids[i]),
+                assert_string_equal(scsi_disk_state(k.s.scsi, k.d.ids[i]), "attached");
+                assert_string_equal(scsi_host_path(k.s.scsi, k.d.ids[i]),
                                     i < N_LAYERS ? src_layers[i] : SRC_SCRATCH);
         }
         const struct network_endpoint *ep = NULL;
-        assert_non_null(network_nic_id(s.net, 0, &ep));
+        assert_non_null(network_nic_id(k.s.net, 0, &ep));
         assert_string_equal(ep->id, "ep-a");
         assert_true(guest_has_nic_in(sys, NS_SRC));
-        assert_int_equal(s.ev.create, 0);
-        assert_exits_settle(&s.ev, 0);
+        assert_int_equal(k.s.ev.create, 0);
+        assert_exits_settle(&k.s.ev, 0);
 
         /* The rolled-back container works: it accepts calls again and its exit is reported
          * once. */
-        assert_int_equal(container_inspect(s.c), 0);
-        exit_init(&s, pid, CTR_ID);
+        assert_int_equal(container_inspect(k.s.c), 0);
+        exit_init(&k.s, k.pid, CTR_ID);
 
         /* The destination never resumed: its teardown reports the task's exit (137) there. */
-        assert_int_equal(container_teardown(t.c), 0);
-        assert_int_equal(t.ev.exit, 1);
-        assert_int_equal(scsi_teardown(t.scsi), 0);
+        assert_int_equal(container_teardown(k.t.c), 0);
+        assert_int_equal(k.t.ev.exit, 1);
+        assert_int_equal(scsi_teardown(k.t.scsi), 0);
 
-        side_down(&s);
-        side_down(&t);
-        ctrl_envelope_free(cenv);
-        ctrl_envelope_free(nenv);
-        ctrl_envelope_free(venv);
-        destroy_vm(s.vm);
-        destroy_vm(t.vm);
+        trip_end(&k, &k.s);
 }
 
 /* A bare loop and sim backend (helpers.h) plus the FIFOs. */
@@ -646,42 +577,29 @@ static int teardown(void **state)
  * source reports only its own teardown. */
 static void test_exit_during_blackout_reported_once(void **state)
 {
-        struct side s = {0}, t = {0};
-        struct disks d = {0};
-        int64_t pid = source_up(&s, &d);
-        ctrl_envelope *cenv = NULL, *nenv = NULL, *venv = NULL;
-        source_save(&s, &d, &cenv, &nenv, &venv);
-        destination_import(&t, &d, cenv, nenv, venv, true);
-        migrate_vms(&s, &t, true);
-        assert_int_equal(guest_sim_exit_process(vm_guest(t.vm), (uint32_t)pid, 5), 0);
+        struct trip k;
+        trip_start(&k, TRIP_PATCHED);
+        migrate_vms(&k.s, &k.t, true);
+        assert_int_equal(guest_sim_exit_process(vm_guest(k.t.vm), (uint32_t)k.pid, 5), 0);
         run_for_ms(10);
-        assert_int_equal(t.ev.exit, 0);
-        assert_string_equal(container_state_name(t.c), "destination_migrating");
+        assert_int_equal(k.t.ev.exit, 0);
+        assert_string_equal(container_state_name(k.t.c), "destination_migrating");
 
-        bind_env(&t);
-        assert_int_equal(scsi_resume(t.scsi), 0);
-        assert_int_equal(network_resume(t.net), 0);
-        assert_int_equal(CALL(container_resume, t.c), 0);
-        for (int i = 0; i < 1000 && t.ev.exit == 0; i++)
-                run_for_ms(2);
-        assert_exits_settle(&t.ev, 1);
-        assert_non_null(strstr(t.ev.last_exit, "\"container_id\":\"" CTR_ID_DST "\""));
-        assert_non_null(strstr(t.ev.last_exit, "\"exit_status\":5"));
-        assert_string_equal(container_state_name(t.c), "stopped");
-        assert_int_equal(process_exit_code(container_process(t.c, "")), 5);
-        assert_int_equal(CALL(network_reset, t.net), 0);
+        resume_layers(&k.t);
+        assert_int_equal(CALL(container_resume, k.t.c), 0);
+        wait_exit(&k.t.ev, 0);
+        assert_exits_settle(&k.t.ev, 1);
+        assert_non_null(strstr(k.t.ev.last_exit, "\"container_id\":\"" CTR_ID_DST "\""));
+        assert_non_null(strstr(k.t.ev.last_exit, "\"exit_status\":5"));
+        assert_string_equal(container_state_name(k.t.c), "stopped");
+        assert_int_equal(process_exit_code(container_process(k.t.c, "")), 5);
+        assert_int_equal(CALL(network_reset, k.t.net), 0);
 
-        assert_int_equal(container_teardown(s.c), 0);
-        assert_int_equal(s.ev.exit, 1);
-        assert_int_equal(scsi_teardown(s.scsi), 0);
-        assert_exits_settle(&t.ev, 1);
-        side_down(&t);
-        side_down(&s);
-        ctrl_envelope_free(cenv);
-        ctrl_envelope_free(nenv);
-        ctrl_envelope_free(venv);
-        destroy_vm(s.vm);
-        destroy_vm(t.vm);
+        assert_int_equal(container_teardown(k.s.c), 0);
+        assert_int_equal(k.s.ev.exit, 1);
+        assert_int_equal(scsi_teardown(k.s.scsi), 0);
+        assert_exits_settle(&k.t.ev, 1);
+        trip_end(&k, &k.t);
 }
 
 /* The init exits on the source after save, while the VM still runs (brownout): the source's
@@ -689,32 +607,22 @@ static void test_exit_during_blackout_reported_once(void **state)
  * and tearing the stopped source down reports nothing more. */
 static void test_exit_on_frozen_source_reported_once(void **state)
 {
-        struct side s = {0};
-        struct disks d = {0};
-        int64_t pid = source_up(&s, &d);
-        ctrl_envelope *cenv = NULL, *nenv = NULL, *venv = NULL;
-        source_save(&s, &d, &cenv, &nenv, &venv);
-        assert_int_equal(guest_sim_exit_process(vm_guest(s.vm), (uint32_t)pid, 5), 0);
-        for (int i = 0; i < 1000 && s.ev.exit == 0; i++)
-                run_for_ms(2);
-        assert_exits_settle(&s.ev, 1);
-        assert_non_null(strstr(s.ev.last_exit, "\"exit_status\":5"));
-        assert_string_equal(container_state_name(s.c), "stopped");
-        assert_int_equal(container_teardown(s.c), 0);
-        assert_exits_settle(&s.ev, 1);
+        struct trip k;
+        trip_start(&k, TRIP_SAVED);
+        assert_int_equal(guest_sim_exit_process(vm_guest(k.s.vm), (uint32_t)k.pid, 5), 0);
+        wait_exit(&k.s.ev, 0);
+        assert_exits_settle(&k.s.ev, 1);
+        assert_non_null(strstr(k.s.ev.last_exit, "\"exit_status\":5"));
+        assert_string_equal(container_state_name(k.s.c), "stopped");
+        assert_int_equal(container_teardown(k.s.c), 0);
+        assert_exits_settle(&k.s.ev, 1);
         /* Rolled back instead of migrated: the VM and the rest resume, the container stays
          * stopped and is deleted normally. */
-        assert_int_equal(CALL(vm_finalize, s.vm, true), 0);
-        assert_int_equal(CALL(vm_resume, s.vm), 0);
-        bind_env(&s);
-        assert_int_equal(scsi_resume(s.scsi), 0);
-        assert_int_equal(network_resume(s.net), 0);
-        assert_exits_settle(&s.ev, 1);
-        side_down(&s);
-        ctrl_envelope_free(cenv);
-        ctrl_envelope_free(nenv);
-        ctrl_envelope_free(venv);
-        destroy_vm(s.vm);
+        assert_int_equal(CALL(vm_finalize, k.s.vm, true), 0);
+        assert_int_equal(CALL(vm_resume, k.s.vm), 0);
+        resume_layers(&k.s);
+        assert_exits_settle(&k.s.ev, 1);
+        trip_end(&k, &k.s);
 }
 
 int main(void)

@@ -593,8 +593,6 @@ static void test_round_trip_save_import_patch_resume(void **state)
         ctrl_envelope *e = NULL, *back = NULL;
         struct json_object *att = NULL, *c0, *as;
         uint32_t sc, sl, dc, dl, rc, rl;
-        uint8_t *bytes = NULL;
-        size_t len = 0;
         char path[256];
 
         reserve_ok(ctl, "/src/a.vhdx", 0, a);
@@ -607,9 +605,7 @@ static void test_round_trip_save_import_patch_resume(void **state)
         assert_int_equal(scsi_slot(ctl, r, &rc, &rl), 0);
 
         assert_int_equal(scsi_save(ctl, &e), 0);
-        assert_int_equal(ctrl_envelope_to_bytes(e, &bytes, &len), 0);
-        assert_int_equal(ctrl_envelope_from_bytes(bytes, len, &back), 0);
-        free(bytes);
+        back = fixture_through_bytes(e);
         assert_string_equal(back->type_url, "type.ferry.dev/ferry.scsi.save.v1.Payload");
         assert_int_equal(scsi_import(&denv, back, &dst), 0);
         ctrl_envelope_free(back);

@@ -23,70 +23,17 @@
 #include "hcs/sim/sim_guest.h"
 #include "util/util.h"
 
+#include "call.h"
+#include "loop.h"
+#include "vm_transfer.h"
+
 #define MB 16
 
-static uv_loop_t *loop;
-static struct hcs_backend *backend;
-
-struct res {
-        bool done;
-        int r;
-        unsigned calls;
-};
-
-static void on_res(int r, void *ud)
-{
-        struct res *x = ud;
-        x->done = true;
-        x->r = r;
-        x->calls++;
-}
-
+/* The result of a guest call (guest_done_fn), recorded like a VM call's. */
 static void on_gres(int r, uint64_t value, void *ud)
 {
         on_res(r, ud);
 }
-
-static void tick_cb(uv_timer_t *t)
-{
-}
-
-static void run_until_at(const bool *flag, uint64_t ms, const char *file, int line)
-{
-        uv_timer_t t;
-        uv_timer_init(loop, &t);
-        uv_timer_start(&t, tick_cb, 5, 5);
-        uint64_t deadline = ferry_now_us() + ms * 1000;
-        while (!*flag && ferry_now_us() < deadline)
-                uv_run(loop, UV_RUN_ONCE);
-        uv_close((uv_handle_t *)&t, NULL);
-        uv_run(loop, UV_RUN_NOWAIT);
-        _assert_true(*flag, "callback within the timeout", file, line);
-}
-#define run_until(flag, ms) run_until_at(flag, ms, __FILE__, __LINE__)
-
-static void run_for_ms(uint64_t ms)
-{
-        bool never = false;
-        uv_timer_t t;
-        uv_timer_init(loop, &t);
-        uv_timer_start(&t, tick_cb, 2, 2);
-        uint64_t deadline = ferry_now_us() + ms * 1000;
-        while (!never && ferry_now_us() < deadline)
-                uv_run(loop, UV_RUN_ONCE);
-        uv_close((uv_handle_t *)&t, NULL);
-        uv_run(loop, UV_RUN_NOWAIT);
-}
-
-/* Issues a VM call taking (…, done, ud), asserts it was taken, waits, returns its result. */
-#define CALL(fn, ...)                                                                              \
-        ({                                                                                         \
-                struct res _x = {0};                                                               \
-                assert_int_equal(fn(__VA_ARGS__, on_res, &_x), 0);                                 \
-                run_until(&_x.done, 30000);                                                        \
-                assert_int_equal(_x.calls, 1);                                                     \
-                _x.r;                                                                              \
-        })
 
 struct notes {
         unsigned count[HCS_EVENT_MIGRATION_FAILED + 1];
@@ -160,29 +107,6 @@ static const char *sim_state(struct vm *vm)
         static const char *const names[] = {"NotCreated", "Created", "Running", "Paused",
                                             "Stopped"};
         return names[s->state];
-}
-
-static int setup(void **state)
-{
-        hcs_fault_reset();
-        loop = calloc(1, sizeof(*loop));
-        assert_non_null(loop);
-        assert_int_equal(uv_loop_init(loop), 0);
-        assert_int_equal(hcs_backend_open(loop, "sim", "{}", &backend), 0);
-        return 0;
-}
-
-static int teardown(void **state)
-{
-        hcs_fault_reset();
-        backend = hcs_backend_free(backend);
-        if (backend)
-                return -1;
-        uv_run(loop, UV_RUN_DEFAULT);
-        assert_int_equal(uv_loop_close(loop), 0);
-        free(loop);
-        loop = NULL;
-        return 0;
 }
 
 /* ---- cold lifecycle ----------------------------------------------------------------------- */
@@ -355,6 +279,18 @@ static void pair_free(struct pair *p)
         destroy_vm(p->dst);
 }
 
+/* After a rollback on the source: discards the destination (finalized without resume, it ends
+ * terminated) and frees the pair. */
+static void pair_drop_destination(struct pair *p)
+{
+        assert_int_equal(CALL(vm_finalize, p->dst, false), 0);
+        assert_string_equal(vm_state_name(p->dst), "terminated");
+        ctrl_envelope_free(p->env);
+        destroy_vm(p->src);
+        for (int i = 0; i < 1000 && vm_free(p->dst); i++)
+                run_for_ms(2);
+}
+
 static void test_migrate(void **state)
 {
         struct pair p;
@@ -476,16 +412,13 @@ static void test_cancel_mid_transfer(void **state)
          * in the brownout even on a loaded machine. */
         struct hcs_fault_spec stall = {.nth = 0, .stall_ms = 1000};
         assert_int_equal(hcs_fault_arm("transfer.pass", &stall), 0);
-        struct res rs = {0}, rd = {0};
-        assert_int_equal(vm_transfer(p.src, on_res, &rs), 0);
-        assert_int_equal(vm_transfer(p.dst, on_res, &rd), 0);
-        run_until(&rs.done, 30000);
-        run_until(&rd.done, 30000);
+        int rs, rd;
+        vm_transfer_both(p.src, p.dst, &rs, &rd);
         run_until(&c.res.done, 5000);
         assert_true(c.issued);
         assert_int_equal(c.res.r, 0);
-        assert_int_equal(rs.r, -ECANCELED);
-        assert_true(rd.r < 0);
+        assert_int_equal(rs, -ECANCELED);
+        assert_true(rd < 0);
         /* A failed transfer leaves both sides where they were. */
         assert_string_equal(vm_state_name(p.src), "source_migration_started");
         assert_string_equal(vm_state_name(p.dst), "destination_migration_started");
@@ -501,12 +434,7 @@ static void test_cancel_mid_transfer(void **state)
         assert_int_equal(guest_create_container(vm_guest(p.src), "c2", on_gres, &g), 0);
         run_until(&g.done, 5000);
         assert_int_equal(g.r, 0);
-        assert_int_equal(CALL(vm_finalize, p.dst, false), 0);
-        assert_string_equal(vm_state_name(p.dst), "terminated");
-        ctrl_envelope_free(p.env);
-        destroy_vm(p.src);
-        for (int i = 0; i < 1000 && vm_free(p.dst); i++)
-                run_for_ms(2);
+        pair_drop_destination(&p);
 }
 
 /* The host refuses the cancel (fault hcs.cancel): the caller hears it, no state changes, the
@@ -544,12 +472,7 @@ static void test_cancel_fails(void **state)
         assert_int_equal(CALL(vm_resume, p.src), 0);
         assert_string_equal(vm_state_name(p.src), "running");
         assert_string_equal(sim_state(p.src), "Running");
-        assert_int_equal(CALL(vm_finalize, p.dst, false), 0);
-        assert_string_equal(vm_state_name(p.dst), "terminated");
-        ctrl_envelope_free(p.env);
-        destroy_vm(p.src);
-        for (int i = 0; i < 1000 && vm_free(p.dst); i++)
-                run_for_ms(2);
+        pair_drop_destination(&p);
 }
 
 /* The SCSI controller travels inside the VM envelope: frozen by save, imported frozen,
@@ -590,13 +513,10 @@ static void test_migrate_scsi(void **state)
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
         assert_int_equal(CALL(vm_start_destination, dst, fds[1], 11), 0);
         assert_int_equal(CALL(vm_start_source, src, fds[0], 11), 0);
-        struct res rs = {0}, rd = {0};
-        assert_int_equal(vm_transfer(src, on_res, &rs), 0);
-        assert_int_equal(vm_transfer(dst, on_res, &rd), 0);
-        run_until(&rs.done, 30000);
-        run_until(&rd.done, 30000);
-        assert_int_equal(rs.r, 0);
-        assert_int_equal(rd.r, 0);
+        int rs, rd;
+        vm_transfer_both(src, dst, &rs, &rd);
+        assert_int_equal(rs, 0);
+        assert_int_equal(rd, 0);
         assert_int_equal(CALL(vm_finalize, dst, true), 0);
         assert_int_equal(CALL(vm_finalize, src, false), 0);
         assert_int_equal(CALL(vm_resume, dst), 0);
@@ -1222,27 +1142,27 @@ static void test_fault_sweep(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_terminate_idempotent_and_exit, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_exit_during_failed_stop, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_migrate, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_migrate_scsi, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_save_refuses_vpci, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_rejected_while_migrating, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_cancel_mid_transfer, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_cancel_fails, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_faults_cold, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_free_invalid, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_faults_source, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_faults_destination, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_import_checks, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_stats_overtaken, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_exit_while_paused, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_compat_from_properties, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_fault_sweep, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_teardown_every_state, setup, teardown),
+            LOOP_TEST(test_lifecycle),
+            LOOP_TEST(test_terminate_idempotent_and_exit),
+            LOOP_TEST(test_exit_during_failed_stop),
+            LOOP_TEST(test_migrate),
+            LOOP_TEST(test_migrate_scsi),
+            LOOP_TEST(test_save_refuses_vpci),
+            LOOP_TEST(test_rejected_while_migrating),
+            LOOP_TEST(test_cancel_mid_transfer),
+            LOOP_TEST(test_cancel_fails),
+            LOOP_TEST(test_faults_cold),
+            LOOP_TEST(test_free_invalid),
+            LOOP_TEST(test_faults_source),
+            LOOP_TEST(test_faults_destination),
+            LOOP_TEST(test_import_checks),
+            LOOP_TEST(test_stats),
+            LOOP_TEST(test_stats_overtaken),
+            LOOP_TEST(test_pause_resume),
+            LOOP_TEST(test_exit_while_paused),
+            LOOP_TEST(test_compat_from_properties),
+            LOOP_TEST(test_fault_sweep),
+            LOOP_TEST(test_teardown_every_state),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

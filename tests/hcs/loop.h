@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/* The event loop of a test program and the sim backend on it (each translation unit holds its
+ * own pointers; the program's setup fills them), and the two ways to drive it: until a callback
+ * has fired, or for a while. Shared by the hcs, guest and controller tests. */
+#pragma once
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <cmocka.h>
+#include <uv.h>
+
+#include "hcs/fault.h"
+#include "hcs/hcs.h"
+#include "util/util.h"
+
+static uv_loop_t *loop;
+static struct hcs_backend *backend;
+
+/* Wakes the loop now and then, so the clock is read even when nothing else fires. */
+static void tick_cb(uv_timer_t *t)
+{
+}
+
+/* Runs the loop until *flag, failing the test after timeout_ms. */
+static _unused_ void run_until_at(const bool *flag, uint64_t timeout_ms, const char *file, int line)
+{
+        uv_timer_t t;
+        uv_timer_init(loop, &t);
+        uv_timer_start(&t, tick_cb, 10, 10);
+        uint64_t deadline = ferry_now_us() + timeout_ms * 1000;
+        while (!*flag && ferry_now_us() < deadline)
+                uv_run(loop, UV_RUN_ONCE);
+        uv_close((uv_handle_t *)&t, NULL);
+        uv_run(loop, UV_RUN_NOWAIT);
+        _assert_true(*flag, "callback within the timeout", file, line);
+}
+#define run_until(flag, ms) run_until_at(flag, ms, __FILE__, __LINE__)
+
+/* Runs the loop for ms milliseconds (waking at least every 5 ms, so a short run stays short). */
+static _unused_ void run_for_ms(uint64_t ms)
+{
+        uint64_t tick = ms < 5 ? (ms ? ms : 1) : 5;
+        bool never = false;
+        uv_timer_t t;
+        uv_timer_init(loop, &t);
+        uv_timer_start(&t, tick_cb, tick, tick);
+        uint64_t deadline = ferry_now_us() + ms * 1000;
+        while (!never && ferry_now_us() < deadline)
+                uv_run(loop, UV_RUN_ONCE);
+        uv_close((uv_handle_t *)&t, NULL);
+        uv_run(loop, UV_RUN_NOWAIT);
+}
+
+/* A cmocka setup: a fresh loop and sim backend, no faults armed. */
+static _unused_ int setup_loop(void **state)
+{
+        hcs_fault_reset();
+        loop = calloc(1, sizeof(*loop));
+        assert_non_null(loop);
+        assert_int_equal(uv_loop_init(loop), 0);
+        assert_int_equal(hcs_backend_open(loop, "sim", "{}", &backend), 0);
+        return 0;
+}
+
+/* The matching teardown: fails when a test left systems behind on the backend. */
+static _unused_ int teardown_loop(void **state)
+{
+        hcs_fault_reset();
+        backend = hcs_backend_free(backend);
+        if (backend)
+                return -1; /* a failed test left systems behind; cmocka reports the failure */
+        uv_run(loop, UV_RUN_DEFAULT);
+        assert_int_equal(uv_loop_close(loop), 0);
+        free(loop);
+        loop = NULL;
+        return 0;
+}
+
+/* A cmocka case run on a fresh loop and sim backend (setup_loop, teardown_loop). */
+#define LOOP_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup_loop, teardown_loop)
