@@ -9,6 +9,7 @@
  * notifications (replay, failure replay §F.5, drops). Every failed migration leaves the source
  * running. */
 #include "harness.h"
+#include "pidfd_probe.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -732,6 +733,16 @@ static void test_socket_pidfd_and_token(void **state)
         /* pidfd_getfd: the source copies fds[0] out of this process */
         char info[96];
         ferry_bprintf(info, sizeof(info), "ferry-socket-v1 pid=%d fd=%d", (int)getpid(), fds[0]);
+        if (!pidfd_getfd_works()) {
+                /* no pidfd_getfd here (valgrind): a failure past the guards, which the
+                 * spec declares past the point of no return, as the reference does */
+                assert_int_equal(mig_session_register_socket(src, SESS, info, strlen(info)),
+                                 -ENOSYS);
+                assert_state(src, MIGRATION_S_FAILED);
+                close(fds[0]);
+                close(fds[1]);
+                skip();
+        }
         assert_int_equal(mig_session_register_socket(src, SESS, info, strlen(info)), 0);
         close(fds[0]);
         assert_state(src, MIGRATION_S_SOCKET_READY);
