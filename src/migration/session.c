@@ -532,6 +532,13 @@ int migration_action_report_failure(struct mig_session *s, void *arg)
 
 /* ---- actions: cancel and finalize -------------------------------------------------- */
 
+int migration_action_note_nothing_to_cancel(struct mig_session *s, void *arg)
+{
+        set_error(s, "cancel: nothing left to abort (the host had already ended the transfer); "
+                     "the session is cancelled");
+        return 0;
+}
+
 int migration_action_cancel_migration(struct mig_session *s, void *arg)
 {
         timer_stop(s); /* a parked transfer gives up at once */

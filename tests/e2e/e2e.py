@@ -939,7 +939,7 @@ def fresh_migration(c, a, b, pids, tmp, label):
 # (stop point, side cancelled, the state Cancel must land in on that side, Cancel's answer)
 # The answers (docs/migration.md, "Cancel"; migration_service.md §A.3, §A.4 Cancel):
 #   OK where a migration was in progress or no host system exists yet (destination_imported);
-#   UNKNOWN ("already in progress") where the host has nothing left to abort: a destination
+#   UNKNOWN ("nothing left to abort ... cancelled") where the host has nothing to abort: a destination
 #     system created but never started, or a transfer that already completed; the session is
 #     cancelled all the same (HCS_E_INVALID_STATE ⇒ Cancelled, the error still reported);
 #   INVALID_ARGUMENT on an idle side: the caller's session id is not the idle one ("").
@@ -1029,6 +1029,12 @@ def case_cancel_states(ctl, shim, failures):
                     rep = s.get("cancel", {}).get(sd, {})
                     expect(rep.get("code") == want, "%s: %s Cancel answered %s, want %s" % (
                         label, sd, rep, want), failures)
+                    # the host had nothing left to abort: the message says so, and that the
+                    # session is cancelled all the same
+                    if want == "UNKNOWN":
+                        expect("nothing left to abort" in rep.get("message", "") and
+                               "cancelled" in rep.get("message", ""),
+                               "%s: %s Cancel's message: %s" % (label, sd, rep), failures)
                     # what the shim said right before Cancel; a destination that knows no task
                     # yet (idle, or imported and unpatched) cannot say it: its trace does
                     if not (sd == "destination" and stop in ("export", "import")):

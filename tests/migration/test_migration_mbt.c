@@ -74,6 +74,11 @@ int migration_action_forget_session(struct mig_session *ctx, void *arg)
         return mbt_action("forget_session");
 }
 
+int migration_action_note_nothing_to_cancel(struct mig_session *ctx, void *arg)
+{
+        return mbt_action("note_nothing_to_cancel");
+}
+
 int migration_action_export_sandbox(struct mig_session *ctx, void *arg)
 {
         return mbt_action("export_sandbox");

@@ -418,6 +418,8 @@ static void cancel_source_in(unsigned st)
         int r = cancel(src);
         /* after a completed transfer the host has nothing to abort: cancelled, error shown */
         assert_int_equal(r, st == MIGRATION_S_TRANSFER_COMPLETED ? -EALREADY : 0);
+        if (r == -EALREADY)
+                assert_non_null(strstr(mig_session_error(src), "nothing left to abort"));
         assert_state(src, MIGRATION_S_CANCELLED);
         assert_int_equal(cancel(src), 0); /* idempotent */
         /* a cancelled source must finalize before cleanup */
@@ -504,6 +506,8 @@ static void cancel_destination_in(unsigned st)
         assert_state(dst, want);
         int r = cancel(dst);
         assert_int_equal(r, st == MIGRATION_S_TRANSFER_COMPLETED ? -EALREADY : 0);
+        if (r == -EALREADY)
+                assert_non_null(strstr(mig_session_error(dst), "nothing left to abort"));
         assert_state(dst, MIGRATION_S_CANCELLED);
         assert_int_equal(finalize(dst, MIG_FINALIZE_STOP), 0); /* a no-op when cancelled */
         assert_state(dst, MIGRATION_S_CANCELLED);
