@@ -18,6 +18,8 @@
 
 #include <uv.h>
 
+#include "fsm/fsm.h"
+
 struct hcs_system;
 struct guest_conn;
 
@@ -50,6 +52,29 @@ static inline void ctrl_reply(struct ctrl_pending *p, int result)
         p->userdata = 0;
         if (done)
                 done(result, ud);
+}
+
+/* Takes a call's (done, userdata) into slot for its completion to answer (ctrl_reply), and
+ * clears them in the call's arguments; an action returns this (FSM_PENDING). */
+static inline int ctrl_pend(struct ctrl_pending *slot, ctrl_done_fn *done, void **userdata)
+{
+        *slot = (struct ctrl_pending){.done = *done, .userdata = *userdata};
+        *done = 0;
+        return FSM_PENDING;
+}
+
+/* How a public call ends once its event was dispatched with result r: pending (an action
+ * took done: the completion answers), rejected or failed at once (r, done never called), or
+ * done now (done(0), unless no one waits). */
+static inline int ctrl_call_end(int r, ctrl_done_fn done, void *userdata)
+{
+        if (r == FSM_PENDING)
+                return 0;
+        if (r < 0)
+                return r;
+        if (done)
+                done(0, userdata);
+        return 0;
 }
 
 /* Publishes an event through env, if a publisher is set. */

@@ -586,14 +586,8 @@ int network_action_bind(struct network *n, void *arg)
  * caller's done runs now unless an action took it to reply later. */
 static int call(struct network *n, enum network_event ev, struct net_call *c)
 {
-        int r = network_dispatch(&n->fsm, ev, c);
-        if (r == FSM_PENDING)
-                return 0;
-        if (r < 0)
-                return r;
-        if (c->done)
-                c->done(0, c->userdata);
-        return 0;
+        int r = network_dispatch(&n->fsm, ev, c); /* an action may take c->done */
+        return ctrl_call_end(r, c->done, c->userdata);
 }
 
 int network_new(const struct ctrl_env *env, const struct network_options *opts,

@@ -91,20 +91,12 @@ static int pod_call(struct pod *p, enum pod_event ev, struct pod_args *a)
                 return -ENOTCONN;
         int r = pod_dispatch(&p->fsm, ev, a);
         pod_flush(p);
-        if (r == FSM_PENDING)
-                return 0;
-        if (r < 0)
-                return r;
-        if (a->done)
-                a->done(0, a->userdata);
-        return 0;
+        return ctrl_call_end(r, a->done, a->userdata);
 }
 
 static int pod_pend(struct pod *p, struct pod_args *a)
 {
-        p->call = (struct ctrl_pending){.done = a->done, .userdata = a->userdata};
-        a->done = NULL;
-        return FSM_PENDING;
+        return ctrl_pend(&p->call, &a->done, &a->userdata);
 }
 
 /* Ends the call in flight with result: the completion's `answer` replies. */

@@ -111,21 +111,13 @@ static int vm_call(struct vm *vm, enum vm_event ev, struct vm_args *a)
         vm_flush(vm);
         if (a->fd >= 0)
                 close(a->fd);
-        if (r == FSM_PENDING)
-                return 0;
-        if (r < 0)
-                return r;
-        if (a->done)
-                a->done(0, a->userdata);
-        return 0;
+        return ctrl_call_end(r, a->done, a->userdata);
 }
 
 /* Makes the call pending: its caller is answered by the completion. */
 static int vm_pend(struct vm *vm, struct vm_args *a)
 {
-        vm->call = (struct ctrl_pending){.done = a->done, .userdata = a->userdata};
-        a->done = NULL;
-        return FSM_PENDING;
+        return ctrl_pend(&vm->call, &a->done, &a->userdata);
 }
 
 /* Drops the call in flight: its caller hears -ECANCELED, its late completion is stale. */
