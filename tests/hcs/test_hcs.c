@@ -583,6 +583,10 @@ static void test_cancel_after_start(void **state)
 
 /* A busy workload with no dirty threshold always needs a second pass. */
 #define ALWAYS_PASS_2 "{\"Sim\":{\"DirtyPageThreshold\":0}}"
+/* How long a stalled step holds the transfer so that the test's call lands inside it: the
+ * test sees the step begin through a notification on its loop, which on a loaded machine (CI
+ * runs tests in parallel, some under valgrind) came more than 200 ms late. */
+#define RACE_STALL_MS 1500
 
 static void test_cancel_source_during_brownout(void **state)
 {
@@ -590,7 +594,9 @@ static void test_cancel_source_during_brownout(void **state)
         mig_setup(&m, MB, 20000, false, ALWAYS_PASS_2);
         /* The second pass stalls long enough for the cancel to land in the brownout. */
         assert_int_equal(
-            hcs_fault_arm("transfer.pass", &(struct hcs_fault_spec){.nth = 2, .stall_ms = 300}), 0);
+            hcs_fault_arm("transfer.pass",
+                          &(struct hcs_fault_spec){.nth = 2, .stall_ms = RACE_STALL_MS}),
+            0);
         mig_transfer_start(&m);
         while (m.ns.max_pass < 1)
                 run_for_ms(2);
@@ -609,7 +615,9 @@ static void test_cancel_destination_during_transfer(void **state)
         struct mig m;
         mig_setup(&m, MB, 20000, true, ALWAYS_PASS_2);
         assert_int_equal(
-            hcs_fault_arm("transfer.pass", &(struct hcs_fault_spec){.nth = 2, .stall_ms = 300}), 0);
+            hcs_fault_arm("transfer.pass",
+                          &(struct hcs_fault_spec){.nth = 2, .stall_ms = RACE_STALL_MS}),
+            0);
         mig_transfer_start(&m);
         while (m.nd.max_pass < 1)
                 run_for_ms(2);
@@ -627,9 +635,10 @@ static void test_cancel_during_blackout(void **state)
         struct mig m;
         mig_setup(&m, MB, 5000, false, NULL);
         /* The source stalls inside the blackout, just before it sends the checksum. */
-        assert_int_equal(hcs_fault_arm("transfer.corrupt_checksum",
-                                       &(struct hcs_fault_spec){.nth = 1, .stall_ms = 400}),
-                         0);
+        assert_int_equal(
+            hcs_fault_arm("transfer.corrupt_checksum",
+                          &(struct hcs_fault_spec){.nth = 1, .stall_ms = RACE_STALL_MS}),
+            0);
         mig_transfer_start(&m);
         while (m.ns.count[HCS_EVENT_BLACKOUT_STARTED] == 0)
                 run_for_ms(2);
@@ -647,7 +656,9 @@ static void test_terminate_during_transfer(void **state)
         struct mig m;
         mig_setup(&m, MB, 20000, false, ALWAYS_PASS_2);
         assert_int_equal(
-            hcs_fault_arm("transfer.pass", &(struct hcs_fault_spec){.nth = 2, .stall_ms = 200}), 0);
+            hcs_fault_arm("transfer.pass",
+                          &(struct hcs_fault_spec){.nth = 2, .stall_ms = RACE_STALL_MS}),
+            0);
         mig_transfer_start(&m);
         while (m.nd.max_pass < 1)
                 run_for_ms(2);

@@ -179,7 +179,7 @@ static void test_exit_during_failed_stop(void **state)
         vm_on_exit(vm, on_res, &ex);
         /* the host finalize stalls; the system stops meanwhile, so the finalize then fails */
         assert_int_equal(
-            hcs_fault_arm("hcs.finalize", &(struct hcs_fault_spec){.nth = 1, .stall_ms = 500}), 0);
+            hcs_fault_arm("hcs.finalize", &(struct hcs_fault_spec){.nth = 1, .stall_ms = 1500}), 0);
         assert_int_equal(vm_finalize(vm, false, on_res, &fin), 0);
         assert_string_equal(vm_state_name(vm), "migration_stopping");
         assert_int_equal(hcs_terminate(vm_system(vm), on_res, &hx), 0);
@@ -446,8 +446,9 @@ static void test_cancel_fails(void **state)
         pair_start(&p);
         struct cancel_ctx c = {.vm = p.src};
         vm_subscribe(p.src, cancel_on_progress, &c);
-        /* The first pass stalls, so the cancel lands while the transfer runs. */
-        struct hcs_fault_spec stall = {.nth = 1, .stall_ms = 300};
+        /* The first pass stalls, so the cancel lands while the transfer runs (1.5 s: the
+         * progress that triggers the cancel can come hundreds of ms late on a loaded machine). */
+        struct hcs_fault_spec stall = {.nth = 1, .stall_ms = 1500};
         struct hcs_fault_spec refuse = {.nth = 1, .error = -EIO};
         assert_int_equal(hcs_fault_arm("transfer.pass", &stall), 0);
         assert_int_equal(hcs_fault_arm("hcs.cancel", &refuse), 0);
