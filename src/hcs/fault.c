@@ -58,7 +58,13 @@ struct fault_point {
 };
 
 static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fault_cond = PTHREAD_COND_INITIALIZER;
 static struct fault_point fault_points[N_FAULTS];
+/* Holds (spec.hold): threads held at each point, and a release count a holder waits to change.
+ * Kept apart from fault_points so that a reset, which zeroes those, releases rather than
+ * forgets the holders. */
+static unsigned fault_held[N_FAULTS];
+static uint64_t fault_released[N_FAULTS];
 
 static int fault_index(const char *name)
 {
@@ -80,7 +86,8 @@ int hcs_fault_arm(const char *name, const struct hcs_fault_spec *spec)
         int i = fault_index(name);
         if (i < 0)
                 return i;
-        if (!spec || (spec->error == 0 && spec->stall_ms == 0 && spec->drop_after_bytes == 0))
+        if (!spec ||
+            (spec->error == 0 && spec->stall_ms == 0 && spec->drop_after_bytes == 0 && !spec->hold))
                 return -EINVAL;
         if (spec->error > 0)
                 return -EINVAL;
@@ -107,6 +114,44 @@ void hcs_fault_reset(void)
 {
         pthread_mutex_lock(&fault_lock);
         memset(fault_points, 0, sizeof(fault_points));
+        for (size_t i = 0; i < N_FAULTS; i++)
+                fault_released[i]++;
+        pthread_cond_broadcast(&fault_cond);
+        pthread_mutex_unlock(&fault_lock);
+}
+
+bool hcs_fault_held(const char *name)
+{
+        int i = fault_index(name);
+        if (i < 0)
+                return false;
+        pthread_mutex_lock(&fault_lock);
+        bool held = fault_held[i] > 0;
+        pthread_mutex_unlock(&fault_lock);
+        return held;
+}
+
+int hcs_fault_release(const char *name)
+{
+        int i = fault_index(name);
+        if (i < 0)
+                return i;
+        pthread_mutex_lock(&fault_lock);
+        fault_released[i]++;
+        pthread_cond_broadcast(&fault_cond);
+        pthread_mutex_unlock(&fault_lock);
+        return 0;
+}
+
+/* Blocks the calling thread at point i until the point is released. */
+static void fault_hold(int i)
+{
+        pthread_mutex_lock(&fault_lock);
+        uint64_t released = fault_released[i];
+        fault_held[i]++;
+        while (fault_released[i] == released)
+                pthread_cond_wait(&fault_cond, &fault_lock);
+        fault_held[i]--;
         pthread_mutex_unlock(&fault_lock);
 }
 
@@ -133,6 +178,8 @@ static bool fault_trigger(const char *name, struct hcs_fault_spec *ret_spec)
         pthread_mutex_unlock(&fault_lock);
         if (hit && ret_spec->stall_ms)
                 fault_sleep_ms(ret_spec->stall_ms);
+        if (hit && ret_spec->hold)
+                fault_hold(i);
         return hit;
 }
 

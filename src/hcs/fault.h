@@ -21,15 +21,27 @@ struct hcs_fault_spec {
         uint64_t drop_after_bytes;
         /* Sleep this long when triggered, before failing or proceeding. */
         uint32_t stall_ms;
+        /* Block when triggered (after any stall) until hcs_fault_release() or hcs_fault_reset():
+         * a test that must land a call while a step runs waits for hcs_fault_held(), makes the
+         * call, then releases, with no race against the clock. */
+        bool hold;
 };
 
 /* Arms point name (borrowed) with a copy of spec, resetting its trigger count.
  * Returns 0, -ENOENT for an unknown name, -EINVAL for a spec that does nothing. */
 int hcs_fault_arm(const char *name, const struct hcs_fault_spec *spec);
 
-/* Disarms one point (-ENOENT if unknown) / every point and zeroes all counters. */
+/* Disarms one point (-ENOENT if unknown) / every point, zeroes all counters and releases every
+ * held thread. */
 int hcs_fault_disarm(const char *name);
 void hcs_fault_reset(void);
+
+/* Whether a thread is held at point name now (false for unknown names). */
+bool hcs_fault_held(const char *name);
+
+/* Lets every thread held at point name now go on (-ENOENT if unknown); a thread that reaches
+ * the point later is held again: wait for hcs_fault_held() first. */
+int hcs_fault_release(const char *name);
 
 /* Called by backends at the top of each call: counts the call and, if the point triggers, stalls
  * and returns the armed error (0 when the trigger only stalls). Returns 0 when not triggered.

@@ -3,6 +3,10 @@
  * registry and every hcs/transfer fault point, and real migrations between two VMs over a
  * socketpair and loopback TCP (checksums and guest state compared), cancel in each phase, a
  * peer closing mid-pass, and a heavy dirty rate converging through the pass limit. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
 #include "helpers.h"
 
 #include "hcs/sim/sim_guest.h"
@@ -18,6 +22,22 @@ static void test_backend_open(void **state)
         assert_int_equal(hcs_backend_open(loop, "sim", NULL, &b), 0);
         assert_string_equal(hcs_backend_name(b), "sim");
         assert_null(hcs_backend_free(b));
+}
+
+
+/* A thread that runs one fault check (for holds). */
+struct held_check {
+        const char *point;
+        int r;
+        atomic_bool returned;
+};
+
+static void *held_check_run(void *arg)
+{
+        struct held_check *h = arg;
+        h->r = hcs_fault_check(h->point);
+        atomic_store(&h->returned, true);
+        return NULL;
 }
 
 static void test_fault_registry(void **state)
@@ -60,7 +80,31 @@ static void test_fault_registry(void **state)
         assert_true(hcs_fault_take_drop("transfer.source_drop_after_bytes", &bytes));
         assert_int_equal(bytes, 99);
         assert_false(hcs_fault_take_drop("transfer.source_drop_after_bytes", &bytes));
+        /* Hold: the check blocks until released, then fails as armed; a reset releases too. */
+        struct held_check h = {.point = "hcs.resume"};
+        s = (struct hcs_fault_spec){.nth = 1, .error = -EIO, .hold = true};
+        assert_int_equal(hcs_fault_arm("hcs.resume", &s), 0);
+        assert_false(hcs_fault_held("hcs.resume"));
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, held_check_run, &h), 0);
+        while (!hcs_fault_held("hcs.resume"))
+                usleep(1000);
+        usleep(20000);
+        assert_false(atomic_load(&h.returned));
+        assert_int_equal(hcs_fault_release("hcs.resume"), 0);
+        assert_int_equal(pthread_join(th, NULL), 0);
+        assert_int_equal(h.r, -EIO);
+        assert_false(hcs_fault_held("hcs.resume"));
+        assert_int_equal(hcs_fault_release("no.such.point"), -ENOENT);
+        assert_false(hcs_fault_held("no.such.point"));
+        h = (struct held_check){.point = "hcs.resume"};
+        assert_int_equal(hcs_fault_arm("hcs.resume", &(struct hcs_fault_spec){.hold = true}), 0);
+        assert_int_equal(pthread_create(&th, NULL, held_check_run, &h), 0);
+        while (!hcs_fault_held("hcs.resume"))
+                usleep(1000);
         hcs_fault_reset();
+        assert_int_equal(pthread_join(th, NULL), 0);
+        assert_int_equal(h.r, 0);
         assert_int_equal(hcs_fault_calls("hcs.create"), 0);
 }
 
@@ -583,24 +627,33 @@ static void test_cancel_after_start(void **state)
 
 /* A busy workload with no dirty threshold always needs a second pass. */
 #define ALWAYS_PASS_2 "{\"Sim\":{\"DirtyPageThreshold\":0}}"
-/* How long a stalled step holds the transfer so that the test's call lands inside it: the
- * test sees the step begin through a notification on its loop, which on a loaded machine (CI
- * runs tests in parallel, some under valgrind) came more than 200 ms late. */
-#define RACE_STALL_MS 1500
+/* Arms point to hold the transfer at its nth check, so that the test's call lands inside the
+ * step whatever the machine's load (a timed stall lost that race on a loaded CI machine). */
+static void hold_at(const char *point, uint32_t nth)
+{
+        assert_int_equal(hcs_fault_arm(point, &(struct hcs_fault_spec){.nth = nth, .hold = true}),
+                         0);
+}
+
+/* Runs the loop until a thread is held at point. */
+static void wait_held(const char *point)
+{
+        while (!hcs_fault_held(point))
+                run_for_ms(2);
+}
 
 static void test_cancel_source_during_brownout(void **state)
 {
         struct mig m;
         mig_setup(&m, MB, 20000, false, ALWAYS_PASS_2);
-        /* The second pass stalls long enough for the cancel to land in the brownout. */
-        assert_int_equal(
-            hcs_fault_arm("transfer.pass",
-                          &(struct hcs_fault_spec){.nth = 2, .stall_ms = RACE_STALL_MS}),
-            0);
+        /* The second pass is held, so the cancel lands in the brownout. */
+        hold_at("transfer.pass", 2);
         mig_transfer_start(&m);
+        wait_held("transfer.pass");
         while (m.ns.max_pass < 1)
                 run_for_ms(2);
         assert_int_equal(SYNC(hcs_lm_cancel, m.src), 0);
+        assert_int_equal(hcs_fault_release("transfer.pass"), 0);
         mig_transfer_wait(&m);
         assert_int_equal(m.rs.r, -ECANCELED);
         assert_true(m.rd.r == -ECONNRESET || m.rd.r == -EPIPE);
@@ -614,14 +667,13 @@ static void test_cancel_destination_during_transfer(void **state)
 {
         struct mig m;
         mig_setup(&m, MB, 20000, true, ALWAYS_PASS_2);
-        assert_int_equal(
-            hcs_fault_arm("transfer.pass",
-                          &(struct hcs_fault_spec){.nth = 2, .stall_ms = RACE_STALL_MS}),
-            0);
+        hold_at("transfer.pass", 2);
         mig_transfer_start(&m);
+        wait_held("transfer.pass");
         while (m.nd.max_pass < 1)
                 run_for_ms(2);
         assert_int_equal(SYNC(hcs_lm_cancel, m.dst), 0);
+        assert_int_equal(hcs_fault_release("transfer.pass"), 0);
         mig_transfer_wait(&m);
         assert_int_equal(m.rd.r, -ECANCELED);
         assert_true(m.rs.r == -EPIPE || m.rs.r == -ECONNRESET);
@@ -635,14 +687,13 @@ static void test_cancel_during_blackout(void **state)
         struct mig m;
         mig_setup(&m, MB, 5000, false, NULL);
         /* The source stalls inside the blackout, just before it sends the checksum. */
-        assert_int_equal(
-            hcs_fault_arm("transfer.corrupt_checksum",
-                          &(struct hcs_fault_spec){.nth = 1, .stall_ms = RACE_STALL_MS}),
-            0);
+        hold_at("transfer.corrupt_checksum", 1);
         mig_transfer_start(&m);
+        wait_held("transfer.corrupt_checksum");
         while (m.ns.count[HCS_EVENT_BLACKOUT_STARTED] == 0)
                 run_for_ms(2);
         assert_int_equal(SYNC(hcs_lm_cancel, m.src), 0);
+        assert_int_equal(hcs_fault_release("transfer.corrupt_checksum"), 0);
         mig_transfer_wait(&m);
         assert_int_equal(m.rs.r, -ECANCELED);
         assert_true(m.rd.r < 0); /* no commit: the destination never owns the VM */
@@ -655,14 +706,13 @@ static void test_terminate_during_transfer(void **state)
 {
         struct mig m;
         mig_setup(&m, MB, 20000, false, ALWAYS_PASS_2);
-        assert_int_equal(
-            hcs_fault_arm("transfer.pass",
-                          &(struct hcs_fault_spec){.nth = 2, .stall_ms = RACE_STALL_MS}),
-            0);
+        hold_at("transfer.pass", 2);
         mig_transfer_start(&m);
+        wait_held("transfer.pass");
         while (m.nd.max_pass < 1)
                 run_for_ms(2);
         assert_int_equal(SYNC(hcs_terminate, m.dst), 0);
+        assert_int_equal(hcs_fault_release("transfer.pass"), 0);
         mig_transfer_wait(&m);
         assert_int_equal(m.rd.r, -ECANCELED);
         assert_true(m.rs.r < 0);

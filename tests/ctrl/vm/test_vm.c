@@ -177,18 +177,20 @@ static void test_exit_during_failed_stop(void **state)
         assert_string_equal(vm_state_name(vm), "source_migration_initialized");
         struct res ex = {0}, fin = {0}, hx = {0};
         vm_on_exit(vm, on_res, &ex);
-        /* the host finalize stalls; the system stops meanwhile, so the finalize then fails */
+        /* the host finalize is held; the system stops meanwhile, so the finalize then fails */
         assert_int_equal(
-            hcs_fault_arm("hcs.finalize", &(struct hcs_fault_spec){.nth = 1, .stall_ms = 1500}), 0);
+            hcs_fault_arm("hcs.finalize", &(struct hcs_fault_spec){.nth = 1, .hold = true}), 0);
         assert_int_equal(vm_finalize(vm, false, on_res, &fin), 0);
         assert_string_equal(vm_state_name(vm), "migration_stopping");
+        while (!hcs_fault_held("hcs.finalize"))
+                run_for_ms(2);
         assert_int_equal(hcs_terminate(vm_system(vm), on_res, &hx), 0);
         run_until(&hx.done, 5000);
-        for (int i = 0;
-             i < 200 && !fin.done && strcmp(vm_state_name(vm), "migration_stopping") == 0; i++)
+        for (int i = 0; i < 2500 && strcmp(vm_state_name(vm), "migration_stopping") == 0; i++)
                 run_for_ms(2);
-        assert_false(fin.done); /* the exit was seen while the finalize still stalled */
+        assert_false(fin.done); /* the exit was seen while the finalize was still held */
         assert_string_equal(vm_state_name(vm), "migration_stopping_exited");
+        assert_int_equal(hcs_fault_release("hcs.finalize"), 0);
         run_until(&fin.done, 5000);
         assert_true(fin.r < 0); /* the caller hears the host's error ... */
         assert_int_equal(fin.calls, 1);
@@ -446,11 +448,11 @@ static void test_cancel_fails(void **state)
         pair_start(&p);
         struct cancel_ctx c = {.vm = p.src};
         vm_subscribe(p.src, cancel_on_progress, &c);
-        /* The first pass stalls, so the cancel lands while the transfer runs (1.5 s: the
-         * progress that triggers the cancel can come hundreds of ms late on a loaded machine). */
-        struct hcs_fault_spec stall = {.nth = 1, .stall_ms = 1500};
+        /* The transfer is held in the blackout, after the first pass's progress, so the cancel
+         * that progress triggers lands while the transfer runs, however late it comes. */
+        struct hcs_fault_spec hold = {.nth = 1, .hold = true};
         struct hcs_fault_spec refuse = {.nth = 1, .error = -EIO};
-        assert_int_equal(hcs_fault_arm("transfer.pass", &stall), 0);
+        assert_int_equal(hcs_fault_arm("transfer.corrupt_checksum", &hold), 0);
         assert_int_equal(hcs_fault_arm("hcs.cancel", &refuse), 0);
         uint64_t cancels = hcs_fault_calls("hcs.cancel");
         struct res rs = {0}, rd = {0};
@@ -461,6 +463,10 @@ static void test_cancel_fails(void **state)
         assert_int_equal(c.res.r, -EIO);
         assert_int_equal(c.res.calls, 1);
         assert_int_equal(hcs_fault_calls("hcs.cancel"), cancels + 1);
+        while (!hcs_fault_held("transfer.corrupt_checksum"))
+                run_for_ms(2);
+        assert_false(rs.done);
+        assert_int_equal(hcs_fault_release("transfer.corrupt_checksum"), 0);
         run_until(&rs.done, 30000);
         run_until(&rd.done, 30000);
         assert_int_equal(rs.r, 0);
