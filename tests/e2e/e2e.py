@@ -885,10 +885,11 @@ def vm_runtime_ns(c, sock, sandbox):
 def check_workload(c, sock, sandbox, label):
     """The guest workload runs and advances on sock: two Stats of the sandbox task 30 ms apart,
     the processor runtime strictly greater the second time (a paused or stopped VM's stands
-    still). One more sample after 100 ms forgives a workload thread the scheduler left out."""
+    still). Later samples, up to 1.5 s on, forgive a workload thread a loaded machine's
+    scheduler left out."""
     first = vm_runtime_ns(c, sock, sandbox)
     later = []
-    for pause in (0.03, 0.1):
+    for pause in (0.03, 0.1, 0.4, 1.0):
         time.sleep(pause)
         later.append(vm_runtime_ns(c, sock, sandbox))
         if first is not None and later[-1] is not None and later[-1] > first:
