@@ -61,6 +61,17 @@ void fsm_set_trace(fsm_trace_fn fn, void *userdata)
                 gate = fsm__rt.traced;
 }
 
+void fsm_rejection_forget(void)
+{
+        fsm__rt.rejected = NULL;
+}
+
+const char *fsm_rejection(int err)
+{
+        const struct fsm_arm *arm = fsm__rt.rejected;
+        return arm && err < 0 && arm->err == err ? arm->message : NULL;
+}
+
 int fsm_set_state(struct fsm *m, unsigned state)
 {
         if (state >= m->machine->n_states)
@@ -80,19 +91,21 @@ static int enqueue(struct fsm *m, unsigned event, void *arg)
 
 /* One event through one instance: pick the arm, run it, record it. Inlined into both
  * callers so the common dispatch is one function with no extra frame. */
-static inline __attribute__((always_inline)) int step(struct fsm *m, unsigned event, void *arg, struct fsm_outcome *ret_outcome)
+static inline __attribute__((always_inline)) int step(struct fsm *m, unsigned event, void *arg,
+                                                      struct fsm_outcome *ret_outcome)
 {
         const struct fsm_machine *mc = m->machine;
         unsigned from = m->state, to = from;
         /* the compiler guarantees the last arm of every chain is unguarded */
         const struct fsm_arm *arm =
-                fsm__pick(mc->arms, &mc->arms[(from << mc->ev_shift) + event], m->ctx, arg);
+            fsm__pick(mc->arms, &mc->arms[(from << mc->ev_shift) + event], m->ctx, arg);
         enum fsm_result result;
         int r = 0;
 
         if (arm->kind == FSM_REJECT) {
                 result = FSM_RESULT_REJECTED;
                 r = arm->err;
+                fsm__rt.rejected = arm;
         } else if (arm->kind == FSM_IGNORE) {
                 result = FSM_RESULT_IGNORED;
         } else {
@@ -115,12 +128,12 @@ static inline __attribute__((always_inline)) int step(struct fsm *m, unsigned ev
 
         if (ret_outcome)
                 *ret_outcome = (struct fsm_outcome){
-                        .result = result,
-                        .err = r < 0 ? r : 0,
-                        .from = (uint16_t)from,
-                        .to = (uint16_t)to,
-                        .arm = (uint16_t)(arm - mc->arms),
-                        .message = result == FSM_RESULT_REJECTED ? arm->message : NULL,
+                    .result = result,
+                    .err = r < 0 ? r : 0,
+                    .from = (uint16_t)from,
+                    .to = (uint16_t)to,
+                    .arm = (uint16_t)(arm - mc->arms),
+                    .message = result == FSM_RESULT_REJECTED ? arm->message : NULL,
                 };
         if (unlikely(trace_fn != NULL))
                 trace_fn(&(struct fsm_trace){.machine = mc,
@@ -230,11 +243,11 @@ int fsm_event_by_name(const struct fsm_machine *machine, const char *name)
 const char *fsm_result_name(enum fsm_result result)
 {
         static const char *const names[FSM_RESULT__COUNT] = {
-                [FSM_RESULT_OK] = "ok",
-                [FSM_RESULT_PENDING] = "pending",
-                [FSM_RESULT_FAILED] = "failed",
-                [FSM_RESULT_IGNORED] = "ignored",
-                [FSM_RESULT_REJECTED] = "rejected",
+            [FSM_RESULT_OK] = "ok",
+            [FSM_RESULT_PENDING] = "pending",
+            [FSM_RESULT_FAILED] = "failed",
+            [FSM_RESULT_IGNORED] = "ignored",
+            [FSM_RESULT_REJECTED] = "rejected",
         };
         return (unsigned)result < FSM_RESULT__COUNT ? names[result] : "unknown";
 }

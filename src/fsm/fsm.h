@@ -153,12 +153,13 @@ typedef void (*fsm_trace_fn)(const struct fsm_trace *rec, void *userdata);
 #define FSM__GATE_FULL ((uintptr_t)1)
 
 struct fsm__rt {
-        uintptr_t gate;       /* 0, FSM__GATE_FULL, or the instance of the running fast action */
-        uintptr_t traced;     /* FSM__GATE_FULL when a trace hook is installed, else 0 */
-        unsigned depth;       /* full dispatches and drains running on this thread */
-        unsigned queue_len;   /* raised events waiting */
-        fsm_trace_fn trace;   /* the trace hook, or NULL */
+        uintptr_t gate;     /* 0, FSM__GATE_FULL, or the instance of the running fast action */
+        uintptr_t traced;   /* FSM__GATE_FULL when a trace hook is installed, else 0 */
+        unsigned depth;     /* full dispatches and drains running on this thread */
+        unsigned queue_len; /* raised events waiting */
+        fsm_trace_fn trace; /* the trace hook, or NULL */
         void *trace_userdata;
+        const struct fsm_arm *rejected; /* the last rejecting arm, for fsm_rejection() */
 };
 extern __thread struct fsm__rt fsm__rt __attribute__((tls_model("initial-exec")));
 
@@ -192,8 +193,11 @@ static inline int fsm__dispatch_fast(struct fsm *m, const struct fsm_arm *arms, 
         if (__builtin_expect(event >= n_events || fsm__rt.gate, 0))
                 return fsm_dispatch(m, event, arg, NULL);
         arm = fsm__pick(arms, &arms[((unsigned)m->state << ev_shift) + event], m->ctx, arg);
-        if (arm->kind != FSM_TRANSITION)
-                return arm->err; /* 0 for ignore */
+        if (arm->kind != FSM_TRANSITION) {
+                if (arm->err) /* a rejection (an ignore's is 0): kept for fsm_rejection() */
+                        fsm__rt.rejected = arm;
+                return arm->err;
+        }
         if (!arm->action) {
                 m->state = arm->to;
                 return 0;
@@ -210,6 +214,16 @@ static inline int fsm__dispatch_fast(struct fsm *m, const struct fsm_arm *arms, 
                 fsm__drain();
         return r < 0 || r == FSM_PENDING ? r : 0;
 }
+
+/*
+ * The spec's words for a refusal, for services that answer a client. A controller's public call
+ * returns only the errno of the cell that rejected it; the runtime keeps the rejecting arm of the
+ * last rejection on this thread. Call fsm_rejection_forget() before the controller call and
+ * fsm_rejection(r) after it returned r < 0: the message of the rejection it met, or NULL when
+ * none was met since, or its error class is not r (the call failed in an action instead).
+ */
+void fsm_rejection_forget(void);
+const char *fsm_rejection(int err);
 
 /* Binds an instance to its machine in the machine's initial state. ctx and name are borrowed. */
 void fsm_init(struct fsm *m, const struct fsm_machine *machine, void *ctx, const char *name);

@@ -136,6 +136,9 @@ struct sw_queued {
 fsm_trace_fn bench_switch_trace;
 #define sw_trace bench_switch_trace
 static unsigned sw_depth, sw_queue_len;
+/* The last rejection, as the engine keeps it for fsm_rejection() */
+static const char *sw_rejected;
+static int sw_rejected_err;
 static struct sw_queued sw_queue[FSM_QUEUE_MAX];
 static int switch_full(struct bench *b, unsigned ev, void *arg, struct fsm_outcome *o);
 
@@ -148,17 +151,16 @@ static void sw_drain(void)
 
 #define SW_ACTION(call)                                                                            \
         ({                                                                                         \
-                b->busy = 1;                                                                   \
+                b->busy = 1;                                                                       \
                 int _r = (call);                                                                   \
-                b->busy = 0;                                                                   \
+                b->busy = 0;                                                                       \
                 _r;                                                                                \
         })
 
 /* The body, compiled twice: once for the common call (no hook, no outcome wanted), which the
  * compiler then trims as it trims the engine's inline fast path, and once for the rest. */
-static inline __attribute__((always_inline)) int switch_body(struct bench *b, unsigned ev,
-                                                             void *arg, struct fsm_outcome *o,
-                                                             fsm_trace_fn trace)
+static inline __attribute__((always_inline)) int
+switch_body(struct bench *b, unsigned ev, void *arg, struct fsm_outcome *o, fsm_trace_fn trace)
 {
         unsigned from = b->state;
         const char *msg = NULL;
@@ -234,13 +236,19 @@ static inline __attribute__((always_inline)) int switch_body(struct bench *b, un
                 }
                 break;
         }
+        if (msg) {
+                sw_rejected = msg;
+                sw_rejected_err = r;
+        }
         if (o)
-                *o = (struct fsm_outcome){.err = r, .from = (uint16_t)from,
-                                          .to = (uint16_t)b->state, .message = msg};
+                *o = (struct fsm_outcome){
+                    .err = r, .from = (uint16_t)from, .to = (uint16_t)b->state, .message = msg};
         if (trace)
-                trace(&(struct fsm_trace){.from = (uint16_t)from, .event = (uint16_t)ev,
-                                             .to = (uint16_t)b->state, .err = r},
-                         NULL);
+                trace(&(struct fsm_trace){.from = (uint16_t)from,
+                                          .event = (uint16_t)ev,
+                                          .to = (uint16_t)b->state,
+                                          .err = r},
+                      NULL);
         if (--sw_depth == 0 && sw_queue_len)
                 sw_drain();
         return r;
@@ -271,8 +279,10 @@ static void make_events(void)
                 x ^= x >> 7;
                 x ^= x << 17;
                 unsigned r = (unsigned)(x % 100);
-                events[i] = r < 45 ? BENCH_E_COIN : r < 90 ? BENCH_E_PUSH : r < 94 ? BENCH_E_FAIL
-                                                                                    : BENCH_E_FIX;
+                events[i] = r < 45   ? BENCH_E_COIN
+                            : r < 90 ? BENCH_E_PUSH
+                            : r < 94 ? BENCH_E_FAIL
+                                     : BENCH_E_FIX;
         }
 }
 
@@ -335,9 +345,9 @@ static NOINLINE uint64_t run_switch_full(struct bench *b, unsigned rounds)
 
 static bool same_counters(const struct bench *e, const struct bench *s)
 {
-        return e->seq == s->seq && e->accepted == s->accepted &&
-               e->refunded == s->refunded && e->passed == s->passed && e->alarms == s->alarms &&
-               e->repairs == s->repairs && e->repair_tries == s->repair_tries;
+        return e->seq == s->seq && e->accepted == s->accepted && e->refunded == s->refunded &&
+               e->passed == s->passed && e->alarms == s->alarms && e->repairs == s->repairs &&
+               e->repair_tries == s->repair_tries;
 }
 
 int main(int argc, char **argv)
@@ -375,6 +385,13 @@ int main(int argc, char **argv)
                         fprintf(stderr, "engine and switch disagree\n");
                         return 1;
                 }
+                /* both keep the last rejection's words for the caller */
+                const char *said = fsm_rejection(sw_rejected_err);
+                if (!sw_rejected || !said || strcmp(said, sw_rejected) != 0) {
+                        fprintf(stderr, "engine and switch keep different rejections: %s / %s\n",
+                                said ? said : "(none)", sw_rejected ? sw_rejected : "(none)");
+                        return 1;
+                }
                 if (te < best_engine)
                         best_engine = te;
                 if (ts < best_switch)
@@ -396,8 +413,7 @@ int main(int argc, char **argv)
         printf("  ratio engine/switch (same guarantees): %6.2f\n", ns_engine / ns_full);
         printf("  ratio engine/switch (bare):            %6.2f\n", ns_engine / ns_switch);
         printf("  end state %s, %llu accepted, %llu passed, %llu alarms, %llu repairs\n",
-               fsm_state_name(&e.fsm), (unsigned long long)e.accepted,
-               (unsigned long long)e.passed, (unsigned long long)e.alarms,
-               (unsigned long long)e.repairs);
+               fsm_state_name(&e.fsm), (unsigned long long)e.accepted, (unsigned long long)e.passed,
+               (unsigned long long)e.alarms, (unsigned long long)e.repairs);
         return 0;
 }

@@ -20,9 +20,9 @@ struct sample {
         struct fsm fsm;
         int budget;
         bool urgent;
-        int begin_err;  /* begin returns this */
-        int spend_err;  /* spend returns this */
-        int halt_ret;   /* halt returns this: 0, FSM_PENDING or a negative errno */
+        int begin_err;      /* begin returns this */
+        int spend_err;      /* spend returns this */
+        int halt_ret;       /* halt returns this: 0, FSM_PENDING or a negative errno */
         int raise_on_begin; /* begin raises this event on `raise_target` (-1: none) */
         int raise_count;    /* … this many times */
         int raise_err;      /* the first failed fsm_raise, and at which try */
@@ -31,8 +31,8 @@ struct sample {
         struct fsm *nested; /* begin dispatches `start` to this instance and records the result */
         int nested_result;
         unsigned nested_state_seen;
-        bool busy_seen;     /* fsm_busy(own instance) inside begin */
-        int hook_op;        /* begin installs (1) or removes (2) the trace hook */
+        bool busy_seen; /* fsm_busy(own instance) inside begin */
+        int hook_op;    /* begin installs (1) or removes (2) the trace hook */
         char log[256];
 };
 
@@ -73,7 +73,8 @@ int sample_action_begin(struct sample *s, void *arg)
         }
         s->busy_seen = fsm_busy(&s->fsm);
         if (s->hook_op)
-                fsm_set_trace(s->hook_op == 1 ? record : NULL, s->hook_op == 1 ? &hook_calls : NULL);
+                fsm_set_trace(s->hook_op == 1 ? record : NULL,
+                              s->hook_op == 1 ? &hook_calls : NULL);
         if (s->nested) {
                 s->nested_result = fsm_dispatch(s->nested, SAMPLE_E_START, NULL, NULL);
                 s->nested_state_seen = fsm_state(s->nested);
@@ -289,6 +290,37 @@ static void test_default_rejection_names_cell(void **state)
         assert_int_equal(fsm_state(&s.fsm), SAMPLE_S_IDLE);
 }
 
+/* The last rejection on the thread is kept for services that word a refusal, through the
+ * inline fast path and the full dispatch alike; ignores and accepted calls leave it. */
+static void test_rejection_is_kept_for_the_caller(void **state)
+{
+        struct sample s;
+
+        sample_init(&s, "job");
+        fsm_rejection_forget();
+        assert_null(fsm_rejection(-FERRY_ERRNO_FAILED_PRECONDITION));
+        assert_int_equal(sample_dispatch(&s.fsm, SAMPLE_E_RESET, NULL),
+                         -FERRY_ERRNO_FAILED_PRECONDITION);
+        assert_string_equal(fsm_rejection(-FERRY_ERRNO_FAILED_PRECONDITION),
+                            "reset is not allowed in state idle");
+        /* another error class: the call failed elsewhere, the rejection is not its reason */
+        assert_null(fsm_rejection(-EIO));
+        assert_null(fsm_rejection(0));
+        assert_int_equal(sample_dispatch(&s.fsm, SAMPLE_E_STOPPED, NULL), 0); /* ignored */
+        assert_int_equal(sample_dispatch(&s.fsm, SAMPLE_E_START, NULL), 0);   /* taken */
+        assert_string_equal(fsm_rejection(-FERRY_ERRNO_FAILED_PRECONDITION),
+                            "reset is not allowed in state idle");
+        fsm_rejection_forget();
+        assert_null(fsm_rejection(-FERRY_ERRNO_FAILED_PRECONDITION));
+        /* the full path, as under a trace hook */
+        assert_int_equal(fsm_dispatch(&s.fsm, SAMPLE_E_START, NULL, NULL),
+                         -FERRY_ERRNO_FAILED_PRECONDITION);
+        const char *msg = fsm_rejection(-FERRY_ERRNO_FAILED_PRECONDITION);
+        assert_non_null(msg);
+        assert_non_null(strstr(msg, "start"));
+        assert_int_equal(fsm_state(&s.fsm), SAMPLE_S_RUNNING);
+}
+
 static void test_ignore_changes_nothing(void **state)
 {
         struct sample s;
@@ -406,7 +438,7 @@ static void test_self_dispatch_inside_action_is_queued(void **state)
         sample_init(&s, "job");
         s.nested = &s.fsm; /* begin dispatches start to itself */
         assert_int_equal(fsm_dispatch(&s.fsm, SAMPLE_E_START, NULL, NULL), 0);
-        assert_int_equal(s.nested_result, 0);             /* queued */
+        assert_int_equal(s.nested_result, 0);                 /* queued */
         assert_int_equal(s.nested_state_seen, SAMPLE_S_IDLE); /* not run yet */
         /* the queued start ran in running, where the default rejects it */
         assert_int_equal(n_recs, 2);
@@ -532,9 +564,10 @@ static void test_queue_overflow_is_reported(void **state)
 /* the generated inline <machine>_dispatch decides exactly as fsm_dispatch does */
 static void test_inline_dispatch_matches(void **state)
 {
-        static const unsigned seq[] = {SAMPLE_E_TICK,  SAMPLE_E_START, SAMPLE_E_TICK,  SAMPLE_E_PAUSE,
-                                       SAMPLE_E_TICK,  SAMPLE_E_RESUME, SAMPLE_E_STOP, SAMPLE_E_STOPPED,
-                                       SAMPLE_E_START, SAMPLE_E_FINISH, SAMPLE_E_RESET};
+        static const unsigned seq[] = {SAMPLE_E_TICK,   SAMPLE_E_START,   SAMPLE_E_TICK,
+                                       SAMPLE_E_PAUSE,  SAMPLE_E_TICK,    SAMPLE_E_RESUME,
+                                       SAMPLE_E_STOP,   SAMPLE_E_STOPPED, SAMPLE_E_START,
+                                       SAMPLE_E_FINISH, SAMPLE_E_RESET};
         struct sample a, b;
 
         sample_init(&a, "a");
@@ -594,7 +627,7 @@ static void test_inline_dispatch_busy_rules(void **state)
         assert_int_equal(a.nested_result, 0);
         assert_int_equal(a.nested_state_seen, SAMPLE_S_RUNNING);
         assert_true(b.busy_seen);
-        assert_int_equal(b.nested_result, 0);             /* queued */
+        assert_int_equal(b.nested_result, 0);                 /* queued */
         assert_int_equal(b.nested_state_seen, SAMPLE_S_IDLE); /* a had not moved yet */
         assert_int_equal(fsm_state(&a.fsm), SAMPLE_S_RUNNING);
         assert_int_equal(fsm__rt.gate, 0);
@@ -666,40 +699,41 @@ static void test_every_cell_ends_unguarded(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_init_is_initial, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_action_success_takes_to, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_action_failure_takes_on_error, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_on_error_stay_keeps_state, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_guards_run_in_declared_order, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_guard_else_rejects, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_guarded_failure_takes_alternative_on_error,
-                                                setup, teardown),
-                cmocka_unit_test_setup_teardown(test_reject_leaves_state_and_calls_nothing, setup,
-                                                teardown),
-                cmocka_unit_test_setup_teardown(test_default_rejection_names_cell, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_ignore_changes_nothing, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_pending_rests_until_completion, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_pending_failure_completion, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_pending_synchronous_completion, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_raised_event_runs_after_transition, setup,
-                                                teardown),
-                cmocka_unit_test_setup_teardown(test_raise_to_other_instance_is_queued, setup,
-                                                teardown),
-                cmocka_unit_test_setup_teardown(test_nested_dispatch_to_child_is_synchronous, setup,
-                                                teardown),
-                cmocka_unit_test_setup_teardown(test_self_dispatch_inside_action_is_queued, setup,
-                                                teardown),
-                cmocka_unit_test_setup_teardown(test_trace_hook_sees_everything, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_trace_arm_identifies_guard_outcomes, setup,
-                                                teardown),
-                cmocka_unit_test_setup_teardown(test_wildcards_and_exceptions, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_bad_event_and_state, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_queue_overflow_is_reported, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_inline_dispatch_matches, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_inline_dispatch_busy_rules, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_hook_changed_inside_action, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_names, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_every_cell_ends_unguarded, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_init_is_initial, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_action_success_takes_to, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_action_failure_takes_on_error, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_on_error_stay_keeps_state, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_guards_run_in_declared_order, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_guard_else_rejects, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_guarded_failure_takes_alternative_on_error, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_reject_leaves_state_and_calls_nothing, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_default_rejection_names_cell, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_rejection_is_kept_for_the_caller, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ignore_changes_nothing, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_pending_rests_until_completion, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_pending_failure_completion, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_pending_synchronous_completion, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_raised_event_runs_after_transition, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_raise_to_other_instance_is_queued, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_nested_dispatch_to_child_is_synchronous, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_self_dispatch_inside_action_is_queued, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_trace_hook_sees_everything, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_trace_arm_identifies_guard_outcomes, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_wildcards_and_exceptions, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_bad_event_and_state, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_queue_overflow_is_reported, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_inline_dispatch_matches, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_inline_dispatch_busy_rules, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_hook_changed_inside_action, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_names, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_every_cell_ends_unguarded, setup, teardown),
         };
         return cmocka_run_group_tests_name("fsm", tests, NULL, NULL);
 }
