@@ -416,9 +416,13 @@ static struct container *lookup_or_fail(struct task_service *ts, struct ttrpc_ca
         return c;
 }
 
-/* A controller's rejection, with the message a client sees. */
+/* A controller's refusal r of a call made with CTRL_ASK, as a client reads it: the spec's
+ * message for the cell that rejected it, else a generic one by error class. */
 static const char *rejection(int r, const char *what)
 {
+        const char *spec = fsm_rejection(r);
+        if (spec)
+                return spec;
         switch (r) {
         case -EBUSY:
                 return "not allowed in the task's current state";
@@ -720,9 +724,9 @@ static void h_start(struct ttrpc_call *call, const ProtobufCMessage *msg, void *
             op_for(ts, call, req->id, exec ? "start exec" : "start container", &r, &why);
         if (op && exec) {
                 ferry_strscpy(op->exec_id, req->exec_id, sizeof(op->exec_id));
-                r = process_start(proc_of(c, req->exec_id), start_done, op);
+                r = CTRL_ASK(process_start(proc_of(c, req->exec_id), start_done, op));
         } else if (op) {
-                r = container_start(c, start_done, op);
+                r = CTRL_ASK(container_start(c, start_done, op));
         }
         /* r == 0: done may already have run and freed op */
         if (op && r == -EBUSY)
@@ -763,8 +767,8 @@ static void h_kill(struct ttrpc_call *call, const ProtobufCMessage *msg, void *u
         struct task_op *op =
             op_for(ts, call, req->id, exec ? "signal exec" : "signal container", &r, &t.why);
         if (op) {
-                r = container_kill(t.c, exec ? req->exec_id : "", (int)req->signal,
-                                   !exec && req->all, kill_done, op);
+                r = CTRL_ASK(container_kill(t.c, exec ? req->exec_id : "", (int)req->signal,
+                                            !exec && req->all, kill_done, op));
                 /* r == 0: kill_done may already have run and freed op */
                 if (r < 0)
                         t.why = rejection(r, op->what);
@@ -829,7 +833,7 @@ static void delete_released(int result, void *userdata)
 /* Releases the devices the container held (its layers, shares and assigned devices). */
 static void delete_release(struct task_op *op)
 {
-        int r = sandbox_detach(op->ts->sb, op->id, delete_released, op);
+        int r = CTRL_ASK(sandbox_detach(op->ts->sb, op->id, delete_released, op));
         if (r < 0) {
                 op->what = rejection(r, "release the task's devices");
                 op_end(op, r, NULL);
@@ -861,7 +865,7 @@ static void delete_exec(struct task_op *op, struct container *c, const char *exe
 {
         ferry_strscpy(op->exec_id, exec_id, sizeof(op->exec_id));
         op->what = "delete exec";
-        int r = container_delete_exec(c, exec_id, exec_delete_done, op);
+        int r = CTRL_ASK(container_delete_exec(c, exec_id, exec_delete_done, op));
         if (r < 0)
                 op_reject(op, r);
 }
@@ -898,14 +902,14 @@ static void h_delete(struct ttrpc_call *call, const ProtobufCMessage *msg, void 
                 return;
         }
         /* a migrated container's layers were attached by the source: tracked from now on */
-        r = sandbox_adopt(ts->sb, c);
+        r = CTRL_ASK(sandbox_adopt(ts->sb, c));
         /* a Delete retried after its devices failed to release: the guest part is done */
         if (r == 0 && container_is_ended(c) && strcmp(container_state_name(c), "deleted") == 0) {
                 op_defer(op, delete_release);
                 return;
         }
         if (r == 0)
-                r = container_delete(c, delete_done, op);
+                r = CTRL_ASK(container_delete(c, delete_done, op));
         if (r < 0)
                 op_reject(op, r);
 }
@@ -995,7 +999,7 @@ static void h_pids(struct ttrpc_call *call, const ProtobufCMessage *msg, void *u
         const char *why = NULL;
         int r = lookup_running(ts, req->id, NULL, &c, &why);
         /* the container's gate: only a running container lists its process */
-        int gate = r < 0 ? r : container_inspect(c);
+        int gate = r < 0 ? r : CTRL_ASK(container_inspect(c));
         if (r == 0 && gate < 0 && (gate != -EBUSY || container_is_frozen(c))) {
                 r = gate;
                 why = rejection(gate, "pids");
@@ -1040,7 +1044,7 @@ static void h_close_io(struct ttrpc_call *call, const ProtobufCMessage *msg, voi
         struct task_op *op = NULL;
         const char *why = NULL;
         int r = io_call(ts, call, req->id, req->exec_id, "close io", &init, &op, &why);
-        if (r == 0 && (r = process_close_io(init, op_done_empty, op)) < 0)
+        if (r == 0 && (r = CTRL_ASK(process_close_io(init, op_done_empty, op))) < 0)
                 why = rejection(r, "close io");
         if (r < 0)
                 op_refuse(call, op, r, why);
@@ -1061,7 +1065,8 @@ static void h_resize_pty(struct ttrpc_call *call, const ProtobufCMessage *msg, v
         if (r == 0)
                 r = io_call(ts, call, req->id, req->exec_id, "resize pty", &init, &op, &why);
         /* the process's answer: a running terminal only (failed_precondition otherwise) */
-        if (r == 0 && (r = process_resize(init, req->width, req->height, op_done_empty, op)) < 0)
+        if (r == 0 &&
+            (r = CTRL_ASK(process_resize(init, req->width, req->height, op_done_empty, op))) < 0)
                 why = r == -EBUSY ? "task has no running terminal" : rejection(r, "resize pty");
         if (r < 0)
                 op_refuse(call, op, r, why);
@@ -1163,7 +1168,7 @@ static void h_exec(struct ttrpc_call *call, const ProtobufCMessage *msg, void *u
         }
         ferry_strscpy(op->exec_id, req->exec_id, sizeof(op->exec_id));
         op->spec_json = spec;
-        r = container_exec(c, req->exec_id);
+        r = CTRL_ASK(container_exec(c, req->exec_id));
         if (r < 0) {
                 op_reject(op, r);
                 return;
@@ -1173,7 +1178,7 @@ static void h_exec(struct ttrpc_call *call, const ProtobufCMessage *msg, void *u
             .io = {req->stdin, req->stdout, req->stderr, req->terminal},
             .spec_json = op->spec_json,
         };
-        r = process_create(container_process(c, req->exec_id), &o, exec_created, op);
+        r = CTRL_ASK(process_create(container_process(c, req->exec_id), &o, exec_created, op));
         if (r < 0) {
                 op->result = r;
                 op->what = rejection(r, op->what);

@@ -206,6 +206,28 @@ static void test_rejections(void **state)
         assert_int_equal(task_kill(L, f->c, "c3", 0), FERRY_CODE_INVALID_ARGUMENT);
         assert_int_equal(task_kill(L, f->c, "c3", 99), FERRY_CODE_INVALID_ARGUMENT);
 
+        /* a Kill that meets the Start still in flight: refused in the spec's words
+         * (spec/container.yaml, starting × kill: aborted), and the Start goes on */
+        assert_int_equal(task_create(L, f->c, "c4", NULL), FERRY_CODE_OK);
+        Containerd__Task__V2__StartRequest st = CONTAINERD__TASK__V2__START_REQUEST__INIT;
+        Containerd__Task__V2__KillRequest kr = CONTAINERD__TASK__V2__KILL_REQUEST__INIT;
+        st.id = kr.id = "c4";
+        kr.signal = SIGKILL;
+        struct reply started, refused;
+        call_async(f->c, TASK_SVC, "Start", &st.base,
+                   &containerd__task__v2__start_response__descriptor, &started);
+        call_async(f->c, TASK_SVC, "Kill", &kr.base, &containerd__task__v2__empty__descriptor,
+                   &refused);
+        assert_true(run_until_flag(L, &refused.done, 10000));
+        assert_true(run_until_flag(L, &started.done, 10000));
+        assert_int_equal(started.code, FERRY_CODE_OK);
+        protobuf_c_message_free_unpacked(started.resp, NULL);
+        assert_int_equal(refused.code, FERRY_CODE_ABORTED);
+        assert_string_equal(refused.message, "kill rejected: an operation is in flight "
+                                             "(starting); retry when it completes");
+        assert_null(refused.resp);
+        assert_int_equal(task_kill(L, f->c, "c4", SIGKILL), FERRY_CODE_OK);
+
         /* an unknown exec id is NOT_FOUND */
         Containerd__Task__V2__StateRequest sr = CONTAINERD__TASK__V2__STATE_REQUEST__INIT;
         sr.id = "c3";

@@ -77,6 +77,10 @@ static inline int ctrl_call_end(int r, ctrl_done_fn done, void *userdata)
         return 0;
 }
 
+/* A public call made with the thread's rejection record cleared, so that a caller answering a
+ * client can word a refusal as the spec does: fsm_rejection(r) after the call returned r. */
+#define CTRL_ASK(call) (fsm_rejection_forget(), (call))
+
 /* Publishes an event through env, if a publisher is set. */
 static inline void ctrl_publish(const struct ctrl_env *env, const char *topic, const char *json)
 {
