@@ -24,7 +24,6 @@ static void test_backend_open(void **state)
         assert_null(hcs_backend_free(b));
 }
 
-
 /* A thread that runs one fault check (for holds). */
 struct held_check {
         const char *point;
@@ -230,10 +229,11 @@ static void test_properties_query(void **state)
         json_object_put(o);
 
         assert_int_equal(SYNC(hcs_start, sys), 0);
-        assert_int_equal(
-            query(sys, "{\"Queries\":{\"Statistics\":null,\"Memory\":null,"
-                       "\"CompatibilityInfo\":null}}", &o),
-            0);
+        assert_int_equal(query(sys,
+                               "{\"Queries\":{\"Statistics\":null,\"Memory\":null,"
+                               "\"CompatibilityInfo\":null}}",
+                               &o),
+                         0);
         struct json_object *ci = response(o, "CompatibilityInfo"), *data = NULL;
         assert_non_null(ci);
         assert_true(json_object_object_get_ex(ci, "Data", &data));
