@@ -14,6 +14,7 @@
 
 #include <json-c/json.h>
 
+#include "ctrl/common/ctrl.h"
 #include "migration/defer.h"
 #include "migration/notify.h"
 #include "migration/sha256.h"
@@ -93,6 +94,14 @@ struct mig_op {
         bool replies;                             /* ends the waiting RPC */
         enum migration_event deferred_ev;         /* the completion mig_defer delivers */
 };
+
+/* Why an ops call made with CTRL_ASK refused (r < 0): a VM controller spec's words when its
+ * spec rejected the call, else the errno's. */
+static const char *refusal(int r)
+{
+        const char *spec = fsm_rejection(r);
+        return spec ? spec : strerror(-r);
+}
 
 static void set_error(struct mig_session *s, const char *fmt, ...) _printf_(2, 3);
 static void set_error(struct mig_session *s, const char *fmt, ...)
@@ -357,13 +366,13 @@ int migration_action_initialize_source(struct mig_session *s, void *arg)
                 return -ENOMEM;
         /* Held tentatively so the completion finds its session; forgotten on failure. */
         begin_session(s, a->session_id, MIG_ORIGIN_SOURCE);
-        int r = s->ops->initialize(s->sb, opts, op_done, op);
+        int r = CTRL_ASK(s->ops->initialize(s->sb, opts, op_done, op));
         if (r < 0) {
                 op_release(op);
                 s->id[0] = '\0';
                 s->origin = MIG_ORIGIN_NONE;
-                if (s->ops->vm_state(s->sb) == MIG_VM_PAUSED)
-                        set_error(s, "prepare: the VM is paused; resume it first");
+                if (fsm_rejection(r)) /* the VM's spec refused: paused, say */
+                        set_error(s, "prepare: %s", fsm_rejection(r));
                 else
                         set_error(s, "prepare: host-compute initialize: %s", strerror(-r));
                 return r;
@@ -383,10 +392,10 @@ int migration_action_forget_session(struct mig_session *s, void *arg)
 int migration_action_export_sandbox(struct mig_session *s, void *arg)
 {
         struct mig_arg *a = arg;
-        int r = s->ops->export_state(s->sb, a->ret, a->ret_len);
+        int r = CTRL_ASK(s->ops->export_state(s->sb, a->ret, a->ret_len));
         if (r < 0)
                 set_error(s, "export: %s (session failed; finalize(resume) rolls back)",
-                          strerror(-r));
+                          refusal(r));
         return r;
 }
 
@@ -395,9 +404,9 @@ int migration_action_export_sandbox(struct mig_session *s, void *arg)
 int migration_action_import_sandbox(struct mig_session *s, void *arg)
 {
         struct mig_arg *a = arg;
-        int r = s->ops->import_state(s->sb, a->sandbox_id, a->buf, a->len);
+        int r = CTRL_ASK(s->ops->import_state(s->sb, a->sandbox_id, a->buf, a->len));
         if (r < 0) {
-                set_error(s, "import: %s", strerror(-r));
+                set_error(s, "import: %s", refusal(r));
                 return r;
         }
         begin_session(s, a->session_id, MIG_ORIGIN_DESTINATION);
@@ -408,9 +417,10 @@ int migration_action_import_sandbox(struct mig_session *s, void *arg)
 int migration_action_patch_container(struct mig_session *s, void *arg)
 {
         struct mig_arg *a = arg;
-        int r = s->ops->patch_container ? s->ops->patch_container(s->sb, a->patch) : -EOPNOTSUPP;
+        int r = s->ops->patch_container ? CTRL_ASK(s->ops->patch_container(s->sb, a->patch))
+                                        : -EOPNOTSUPP;
         if (r < 0)
-                set_error(s, "patch container %s: %s", a->patch->source_container_id, strerror(-r));
+                set_error(s, "patch container %s: %s", a->patch->source_container_id, refusal(r));
         return r;
 }
 
@@ -427,10 +437,10 @@ int migration_action_prepare_destination_vm(struct mig_session *s, void *arg)
         if (!op)
                 return -ENOMEM;
         op->fail_late = MIGRATION_E_DESTINATION_PATCH_FAILED;
-        int r = s->ops->prepare_destination(s->sb, opts, op_prepared, op);
+        int r = CTRL_ASK(s->ops->prepare_destination(s->sb, opts, op_prepared, op));
         if (r < 0) {
                 op_release(op);
-                set_error(s, "prepare destination: %s", strerror(-r));
+                set_error(s, "prepare destination: %s", refusal(r));
                 return r;
         }
         return FSM_PENDING;
@@ -472,11 +482,11 @@ int migration_action_start_transfer(struct mig_session *s, void *arg)
         if (!op)
                 return -ENOMEM;
         /* The transfer owns the socket from here: when it ends, the peer sees it close. */
-        int r = s->ops->transfer(s->sb, s->origin, TAKE_FD(s->fd), mig_session_number(s->id),
-                                 op_done, op);
+        int r = CTRL_ASK(s->ops->transfer(s->sb, s->origin, TAKE_FD(s->fd),
+                                          mig_session_number(s->id), op_done, op));
         if (r < 0) {
                 op_release(op);
-                set_error(s, "transfer: %s (session failed)", strerror(-r));
+                set_error(s, "transfer: %s (session failed)", refusal(r));
                 return r;
         }
         return FSM_PENDING;
@@ -545,10 +555,10 @@ int migration_action_cancel_migration(struct mig_session *s, void *arg)
         struct mig_op *op = op_new(s, MIGRATION_E_CANCEL_DONE, MIGRATION_E_CANCEL_FAILED, true);
         if (!op)
                 return -ENOMEM;
-        int r = s->ops->cancel(s->sb, s->origin, op_done, op);
+        int r = CTRL_ASK(s->ops->cancel(s->sb, s->origin, op_done, op));
         if (r < 0) {
                 op_release(op);
-                set_error(s, "cancel: %s", strerror(-r));
+                set_error(s, "cancel: %s", refusal(r));
                 return r;
         }
         return FSM_PENDING;
@@ -560,11 +570,12 @@ static int finalize_with(struct mig_session *s, bool resume, bool skip_host, boo
         struct mig_op *op = op_new(s, MIGRATION_E_FINALIZE_DONE, MIGRATION_E_FINALIZE_FAILED, true);
         if (!op)
                 return -ENOMEM;
-        int r = terminate ? s->ops->terminate(s->sb, op_done, op)
-                          : s->ops->finalize(s->sb, s->origin, resume, skip_host, op_done, op);
+        int r = CTRL_ASK(terminate
+                             ? s->ops->terminate(s->sb, op_done, op)
+                             : s->ops->finalize(s->sb, s->origin, resume, skip_host, op_done, op));
         if (r < 0) {
                 op_release(op);
-                set_error(s, "finalize: %s", strerror(-r));
+                set_error(s, "finalize: %s", refusal(r));
                 return r;
         }
         return FSM_PENDING;

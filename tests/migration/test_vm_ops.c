@@ -239,7 +239,7 @@ static void test_vm_paused_refuses_prepare(void **state)
         x = (struct res){0};
         assert_int_equal(call_done(mig_session_prepare_source(src, SESS, NULL, res_cb, &x), &x),
                          -EBUSY);
-        assert_string_equal(mig_session_error(src), "prepare: the VM is paused; resume it first");
+        assert_string_equal(mig_session_error(src), "prepare: initialize_source rejected: the VM is paused; resume it first");
         assert_state(src, MIGRATION_S_IDLE);
         assert_string_equal(vm_state_name(src_vm), "paused");
         x = (struct res){0};
