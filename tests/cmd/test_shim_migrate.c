@@ -226,7 +226,7 @@ static void kill_and_wait(struct shimproc *p, const char *id, int sig)
         struct reply w;
         wait_async(p->c, id, &w);
         assert_int_equal(task_kill(&loop, p->c, id, sig), FERRY_CODE_OK);
-        assert_true(run_until_flag(&loop, &w.done, 5000));
+        assert_true(uvrun_until(&loop, &w.done, 5000));
         assert_int_equal(wait_exit_status(&w), 128 + sig);
         protobuf_c_message_free_unpacked(w.resp, NULL);
 }
@@ -303,7 +303,7 @@ static void test_migrate_pod(void **state)
         uint64_t deadline = ferry_now_us() + 30000000;
         while (!ns.done && !ns.failed && ferry_now_us() < deadline) {
                 bool never = false;
-                run_until_flag(&loop, &never, 10);
+                uvrun_until(&loop, &never, 10);
         }
         assert_int_equal(ns.failed, 0);
         assert_int_equal(ns.done, 1);
@@ -353,7 +353,7 @@ static void test_migrate_pod(void **state)
         assert_int_equal(creates, 2);
         assert_int_equal(starts, 2);
 
-        assert_true(run_until_flag(&loop, &ns.ended, 5000));
+        assert_true(uvrun_until(&loop, &ns.ended, 5000));
         shims_down();
 }
 

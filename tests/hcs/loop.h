@@ -17,42 +17,23 @@
 #include "hcs/hcs.h"
 #include "util/util.h"
 
+#include "../common/uvrun.h"
+
 static uv_loop_t *loop;
 static struct hcs_backend *backend;
-
-/* Wakes the loop now and then, so the clock is read even when nothing else fires. */
-static void tick_cb(uv_timer_t *t)
-{
-}
 
 /* Runs the loop until *flag, failing the test after timeout_ms. */
 static _unused_ void run_until_at(const bool *flag, uint64_t timeout_ms, const char *file, int line)
 {
-        uv_timer_t t;
-        uv_timer_init(loop, &t);
-        uv_timer_start(&t, tick_cb, 10, 10);
-        uint64_t deadline = ferry_now_us() + timeout_ms * 1000;
-        while (!*flag && ferry_now_us() < deadline)
-                uv_run(loop, UV_RUN_ONCE);
-        uv_close((uv_handle_t *)&t, NULL);
-        uv_run(loop, UV_RUN_NOWAIT);
-        _assert_true(*flag, "callback within the timeout", file, line);
+        _assert_true(uvrun_until(loop, flag, timeout_ms), "callback within the timeout", file,
+                     line);
 }
 #define run_until(flag, ms) run_until_at(flag, ms, __FILE__, __LINE__)
 
-/* Runs the loop for ms milliseconds (waking at least every 5 ms, so a short run stays short). */
+/* Runs the loop for ms milliseconds. */
 static _unused_ void run_for_ms(uint64_t ms)
 {
-        uint64_t tick = ms < 5 ? (ms ? ms : 1) : 5;
-        bool never = false;
-        uv_timer_t t;
-        uv_timer_init(loop, &t);
-        uv_timer_start(&t, tick_cb, tick, tick);
-        uint64_t deadline = ferry_now_us() + ms * 1000;
-        while (!never && ferry_now_us() < deadline)
-                uv_run(loop, UV_RUN_ONCE);
-        uv_close((uv_handle_t *)&t, NULL);
-        uv_run(loop, UV_RUN_NOWAIT);
+        uvrun_for_ms(loop, ms);
 }
 
 /* A cmocka setup: a fresh loop and sim backend, no faults armed. */

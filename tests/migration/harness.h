@@ -24,6 +24,8 @@
 #include "migration_fsm.h"
 #include "util/util.h"
 
+#include "../common/uvrun.h"
+
 #define SESS "sess-1"
 #define MB   16
 
@@ -39,35 +41,12 @@ static _unused_ void res_cb(int r, void *ud)
         x->r = r;
 }
 
-static void tick_cb(uv_timer_t *t)
-{
-}
-
-/* Runs loop until *flag (or cond), failing the test after timeout_ms. */
+/* Runs loop until *flag, failing the test after timeout_ms. */
 static _unused_ void run_until_at(uv_loop_t *loop, const bool *flag, uint64_t timeout_ms,
                                   const char *file, int line)
 {
-        uv_timer_t t;
-        uv_timer_init(loop, &t);
-        uv_timer_start(&t, tick_cb, 5, 5);
-        uint64_t deadline = ferry_now_us() + timeout_ms * 1000;
-        while (!*flag && ferry_now_us() < deadline)
-                uv_run(loop, UV_RUN_ONCE);
-        uv_close((uv_handle_t *)&t, NULL);
-        uv_run(loop, UV_RUN_NOWAIT);
-        _assert_true(*flag, "callback within the timeout", file, line);
-}
-
-static _unused_ void run_for_ms(uv_loop_t *loop, uint64_t ms)
-{
-        uv_timer_t t;
-        uv_timer_init(loop, &t);
-        uv_timer_start(&t, tick_cb, 2, 2);
-        uint64_t deadline = ferry_now_us() + ms * 1000;
-        while (ferry_now_us() < deadline)
-                uv_run(loop, UV_RUN_ONCE);
-        uv_close((uv_handle_t *)&t, NULL);
-        uv_run(loop, UV_RUN_NOWAIT);
+        _assert_true(uvrun_until(loop, flag, timeout_ms), "callback within the timeout", file,
+                     line);
 }
 
 /* A compute document: mb of memory and a workload dirtying rate pages/s. */
@@ -177,7 +156,7 @@ static _unused_ void assert_vm_runs_at(uv_loop_t *loop, struct hcs_system *sys, 
         struct props_res a = vm_props(loop, sys);
         _assert_true(!strcmp(a.state, "Running"), a.state, file, line);
         _assert_true(!strcmp(a.migration, "None"), a.migration, file, line);
-        run_for_ms(loop, 30);
+        uvrun_for_ms(loop, 30);
         struct props_res b = vm_props(loop, sys);
         _assert_true(b.dirtied > a.dirtied, "the workload still runs", file, line);
 }

@@ -33,6 +33,8 @@
 #include "service/migration.h"
 #include "util/util.h"
 
+#include "../common/uvrun.h"
+
 #define SESS "6f1e0c7a-2b3d-4e5f-8a9b-0c1d2e3f4a5b"
 
 struct shim {
@@ -189,21 +191,9 @@ static void call_done(enum ferry_code code, const char *message, ProtobufCMessag
         x->resp = resp;
 }
 
-static void tick(uv_timer_t *t)
-{
-}
-
 static void crun_until(const bool *flag, uint64_t ms)
 {
-        uv_timer_t t;
-        uv_timer_init(&cloop, &t);
-        uv_timer_start(&t, tick, 5, 5);
-        uint64_t deadline = ferry_now_us() + ms * 1000;
-        while (!*flag && ferry_now_us() < deadline)
-                uv_run(&cloop, UV_RUN_ONCE);
-        uv_close((uv_handle_t *)&t, NULL);
-        uv_run(&cloop, UV_RUN_NOWAIT);
-        assert_true(*flag);
+        assert_true(uvrun_until(&cloop, flag, ms));
 }
 
 /* A unary call; returns the code, the reply in *ret (may be NULL: freed). */
@@ -391,14 +381,8 @@ static void test_migrate_over_ttrpc(void **state)
         /* the source reports DONE when the destination acknowledged the image */
         uint64_t deadline = ferry_now_us() + 20 * 1000 * 1000;
         while (ns.phase[MIG_PHASE_DONE] == 0 && ns.phase[MIG_PHASE_FAILED] == 0 &&
-               ferry_now_us() < deadline) {
-                uv_timer_t t;
-                uv_timer_init(&cloop, &t);
-                uv_timer_start(&t, tick, 5, 0);
-                uv_run(&cloop, UV_RUN_ONCE);
-                uv_close((uv_handle_t *)&t, NULL);
-                uv_run(&cloop, UV_RUN_NOWAIT);
-        }
+               ferry_now_us() < deadline)
+                uvrun_for_ms(&cloop, 5);
         assert_int_equal(ns.phase[MIG_PHASE_FAILED], 0);
         assert_int_equal(ns.phase[MIG_PHASE_DONE], 1);
         assert_true(ns.phase[MIG_PHASE_TRANSFER_IN_PROGRESS] >= 1);

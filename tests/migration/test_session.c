@@ -46,7 +46,7 @@ static void wait_state_at(struct mig_session *s, unsigned state, uint64_t ms, co
 {
         uint64_t deadline = ferry_now_us() + ms * 1000;
         while (mig_session_state(s) != state && ferry_now_us() < deadline)
-                run_for_ms(loop, 2);
+                uvrun_for_ms(loop, 2);
         if (mig_session_state(s) != state)
                 _fail_msg(file, line, "session in %s, expected %s", mig_session_state_name(s),
                           migration_machine.state_names[state]);
@@ -98,7 +98,7 @@ static int teardown(void **state)
 {
         hcs_fault_reset();
         /* let any unwinding transfer finish before closing */
-        run_for_ms(loop, 5);
+        uvrun_for_ms(loop, 5);
         assert_int_equal(mig_session_free(src), 0);
         assert_int_equal(mig_session_free(dst), 0);
         struct res a = {0}, b = {0};
@@ -339,7 +339,7 @@ static void test_transfer_before_socket_waits(void **state)
         to_prepared(NULL);
         assert_int_equal(mig_session_transfer(src, SESS, 5ULL * 1000 * 1000), 0);
         assert_int_equal(mig_session_transfer(dst, SESS, 5ULL * 1000 * 1000), 0);
-        run_for_ms(loop, 30);
+        uvrun_for_ms(loop, 30);
         assert_state(src, MIGRATION_S_SOCKET_WAITING);
         assert_state(dst, MIGRATION_S_SOCKET_WAITING);
         int fds[2];
@@ -402,7 +402,7 @@ static void drive_to(unsigned target)
                                  0);
                 transfer_both();
                 while (src_notes.max_pass < 1)
-                        run_for_ms(loop, 2);
+                        uvrun_for_ms(loop, 2);
                 return;
         }
         transfer_both();
@@ -426,7 +426,7 @@ static void cancel_source_in(unsigned st)
         assert_int_equal(mig_session_cleanup(src, SESS), -EBUSY);
         assert_int_equal(mig_session_transfer(src, SESS, 0), -EBUSY);
         /* the late transfer result never turns cancelled into failed (§F.1, §F.2) */
-        run_for_ms(loop, st == MIGRATION_S_TRANSFERRING ? 500 : 10);
+        uvrun_for_ms(loop, st == MIGRATION_S_TRANSFERRING ? 500 : 10);
         assert_state(src, MIGRATION_S_CANCELLED);
         assert_int_equal(src_notes.failed_state[MIG_PHASE_STATE_SOURCE_FAILED], 0);
         source_rolls_back();
@@ -440,7 +440,7 @@ static void cancel_source_in(unsigned st)
                         assert_int_equal(mig_session_cleanup(dst, SESS), 0);
                 }
         }
-        run_for_ms(loop, 5);
+        uvrun_for_ms(loop, 5);
         assert_state(dst, MIGRATION_S_IDLE);
 }
 
@@ -514,7 +514,7 @@ static void cancel_destination_in(unsigned st)
         assert_int_equal(mig_session_cleanup(dst, SESS), 0);
         assert_state(dst, MIGRATION_S_IDLE);
         /* a transfer result arriving after cleanup never touches the idle session (§F.1) */
-        run_for_ms(loop, st == MIGRATION_S_TRANSFERRING ? 500 : 10);
+        uvrun_for_ms(loop, st == MIGRATION_S_TRANSFERRING ? 500 : 10);
         assert_state(dst, MIGRATION_S_IDLE);
         assert_int_equal(dst_notes.failed_state[MIG_PHASE_STATE_DESTINATION_FAILED], 0);
         /* the source learns through its own transfer (failed) or is cancelled, then rolls back */
@@ -766,7 +766,7 @@ static void test_socket_pidfd_and_token(void **state)
                 _exit(mig_handoff_send(path, fds[1], token, 5000) == 0 ? 0 : 1);
         close(fds[1]);
         while (mig_handoff_held(h) == 0)
-                run_for_ms(loop, 2);
+                uvrun_for_ms(loop, 2);
         int status = 0;
         waitpid(child, &status, 0);
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -838,7 +838,7 @@ static int read_ack(int s)
 {
         uint8_t ack = 0xff;
         for (int i = 0; i < 1000; i++) {
-                run_for_ms(loop, 1);
+                uvrun_for_ms(loop, 1);
                 if (recv(s, &ack, 1, MSG_DONTWAIT) == 1)
                         break;
         }
@@ -911,10 +911,10 @@ static void test_handoff_rules(void **state)
         close(gone);
         int silent = send_raw(path, "", 0, -1);
         assert_true(silent >= 0);
-        run_for_ms(loop, 10);
+        uvrun_for_ms(loop, 10);
         assert_int_equal(mig_handoff_held(h), 0);
         mig_handoff_close(h);
-        run_for_ms(loop, 5);
+        uvrun_for_ms(loop, 5);
         char c;
         assert_int_equal(recv(silent, &c, 1, 0), 0); /* the shim closed it */
         close(silent);

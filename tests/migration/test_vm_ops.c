@@ -30,7 +30,7 @@ static void wait_state(struct mig_session *s, unsigned state)
 {
         uint64_t deadline = ferry_now_us() + 20 * 1000 * 1000;
         while (mig_session_state(s) != state && ferry_now_us() < deadline)
-                run_for_ms(loop, 2);
+                uvrun_for_ms(loop, 2);
         assert_string_equal(mig_session_state_name(s), migration_machine.state_names[state]);
 }
 
@@ -78,13 +78,13 @@ static void destroy(struct vm *vm)
         assert_int_equal(vm_terminate(vm, res_cb, &x), 0);
         run_until(&x.done, 5000);
         for (int i = 0; i < 1000 && vm_free(vm); i++)
-                run_for_ms(loop, 2);
+                uvrun_for_ms(loop, 2);
 }
 
 static int teardown(void **state)
 {
         hcs_fault_reset();
-        run_for_ms(loop, 5);
+        uvrun_for_ms(loop, 5);
         assert_int_equal(mig_session_free(src), 0);
         assert_int_equal(mig_session_free(dst), 0);
         assert_int_equal(mig_vm_sandbox_free(src_sb), 0);
@@ -187,7 +187,7 @@ static void test_vm_cancel_mid_transfer(void **state)
             hcs_fault_arm("transfer.pass", &(struct hcs_fault_spec){.nth = 0, .stall_ms = 1000}), 0);
         adopt_and_transfer();
         while (src_notes.max_pass < 1)
-                run_for_ms(loop, 2);
+                uvrun_for_ms(loop, 2);
         assert_int_equal(cancel(src), 0);
         assert_state(src, MIGRATION_S_CANCELLED);
         /* the rollback waits for the cancelled transfer to unwind, then resumes */

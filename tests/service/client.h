@@ -19,6 +19,8 @@
 #include "task.pb-c.h"
 #include "util/util.h"
 
+#include "../common/uvrun.h"
+
 #define TASK_SVC    "containerd.task.v2.Task"
 #define SANDBOX_SVC "containerd.runtime.sandbox.v1.Sandbox"
 
@@ -39,24 +41,6 @@ static _unused_ void on_reply(enum ferry_code code, const char *message, Protobu
         r->resp = resp;
 }
 
-static _unused_ void test_tick(uv_timer_t *t)
-{
-}
-
-/* Runs loop until *flag or timeout_ms; returns *flag. */
-static _unused_ bool run_until_flag(uv_loop_t *loop, const bool *flag, uint64_t timeout_ms)
-{
-        uv_timer_t t;
-        uv_timer_init(loop, &t);
-        uv_timer_start(&t, test_tick, 5, 5);
-        uint64_t deadline = ferry_now_us() + timeout_ms * 1000;
-        while (!*flag && ferry_now_us() < deadline)
-                uv_run(loop, UV_RUN_ONCE);
-        uv_close((uv_handle_t *)&t, NULL);
-        uv_run(loop, UV_RUN_NOWAIT);
-        return *flag;
-}
-
 /* Starts a call whose reply lands in *r. */
 static _unused_ void call_async(struct ttrpc_client *c, const char *svc, const char *method,
                                 const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
@@ -74,7 +58,7 @@ static _unused_ enum ferry_code call_sync(uv_loop_t *loop, struct ttrpc_client *
 {
         struct reply r;
         call_async(c, svc, method, req, rd, &r);
-        assert_true(run_until_flag(loop, &r.done, 10000));
+        assert_true(uvrun_until(loop, &r.done, 10000));
         if (ret_resp)
                 *ret_resp = r.resp;
         else if (r.resp)
@@ -209,7 +193,7 @@ static _unused_ uint32_t task_wait_exit(uv_loop_t *loop, struct ttrpc_client *c,
 {
         struct reply w;
         wait_async(c, id, &w);
-        assert_true(run_until_flag(loop, &w.done, 5000));
+        assert_true(uvrun_until(loop, &w.done, 5000));
         uint32_t status = wait_exit_status(&w);
         protobuf_c_message_free_unpacked(w.resp, NULL);
         return status;

@@ -54,7 +54,7 @@ int fixture_teardown(void **state)
         hcs_fault_reset();
         ttrpc_client_close(f->c);
         shim_shutdown(f->shim);
-        assert_true(run_until_flag(&f->loop, &f->exited, 10000));
+        assert_true(uvrun_until(&f->loop, &f->exited, 10000));
         shim_free(f->shim);
         uv_run(&f->loop, UV_RUN_DEFAULT);
         assert_int_equal(uv_loop_close(&f->loop), 0);

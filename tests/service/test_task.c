@@ -85,9 +85,9 @@ static void test_lifecycle(void **state)
 
         struct reply w;
         wait_async(f->c, "c1", &w);
-        assert_false(run_until_flag(L, &w.done, 50)); /* parked while the task runs */
+        assert_false(uvrun_until(L, &w.done, 50)); /* parked while the task runs */
         assert_int_equal(task_kill(L, f->c, "c1", SIGTERM), FERRY_CODE_OK);
-        assert_true(run_until_flag(L, &w.done, 5000));
+        assert_true(uvrun_until(L, &w.done, 5000));
         assert_int_equal(wait_exit_status(&w), 128 + SIGTERM);
         protobuf_c_message_free_unpacked(w.resp, NULL);
 
@@ -124,11 +124,11 @@ static void test_guest_exit(void **state)
         assert_int_equal(task_start(L, f->c, "c2", &pid), FERRY_CODE_OK);
         struct reply w;
         wait_async(f->c, "c2", &w);
-        assert_false(run_until_flag(L, &w.done, 20));
+        assert_false(uvrun_until(L, &w.done, 20));
         struct guest_conn *g = sandbox_guest(shim_sandbox(f->shim));
         assert_non_null(g);
         assert_int_equal(guest_sim_exit_process(g, pid, 7), 0);
-        assert_true(run_until_flag(L, &w.done, 5000));
+        assert_true(uvrun_until(L, &w.done, 5000));
         assert_int_equal(wait_exit_status(&w), 7);
         protobuf_c_message_free_unpacked(w.resp, NULL);
         assert_int_equal(task_delete(L, f->c, "c2", &code), FERRY_CODE_OK);
@@ -218,8 +218,8 @@ static void test_rejections(void **state)
                    &containerd__task__v2__start_response__descriptor, &started);
         call_async(f->c, TASK_SVC, "Kill", &kr.base, &containerd__task__v2__empty__descriptor,
                    &refused);
-        assert_true(run_until_flag(L, &refused.done, 10000));
-        assert_true(run_until_flag(L, &started.done, 10000));
+        assert_true(uvrun_until(L, &refused.done, 10000));
+        assert_true(uvrun_until(L, &started.done, 10000));
         assert_int_equal(started.code, FERRY_CODE_OK);
         protobuf_c_message_free_unpacked(started.resp, NULL);
         assert_int_equal(refused.code, FERRY_CODE_ABORTED);
@@ -263,7 +263,7 @@ static void test_rejections(void **state)
         assert_int_equal(task_kill(L, f->c, "c3", SIGKILL), FERRY_CODE_OK);
         struct reply w;
         wait_async(f->c, "c3", &w);
-        assert_true(run_until_flag(L, &w.done, 5000));
+        assert_true(uvrun_until(L, &w.done, 5000));
         protobuf_c_message_free_unpacked(w.resp, NULL);
         assert_int_equal(task_kill(L, f->c, "c3", SIGKILL), FERRY_CODE_NOT_FOUND);
         assert_int_equal(task_start(L, f->c, "c3", NULL), FERRY_CODE_FAILED_PRECONDITION);
@@ -298,7 +298,7 @@ static void test_kill_created_and_terminal(void **state)
         assert_int_equal(resize_pty(f, "tty", 120, 24), FERRY_CODE_OK);
         assert_int_equal(task_kill(L, f->c, "tty", SIGKILL), FERRY_CODE_OK);
         wait_async(f->c, "tty", &w);
-        assert_true(run_until_flag(L, &w.done, 5000));
+        assert_true(uvrun_until(L, &w.done, 5000));
         protobuf_c_message_free_unpacked(w.resp, NULL);
         assert_int_equal(task_delete(L, f->c, "tty", &code), FERRY_CODE_OK);
         assert_int_equal(code, 128 + SIGKILL);
@@ -312,11 +312,11 @@ static void test_shutdown(void **state)
         Containerd__Task__V2__ShutdownRequest sr = CONTAINERD__TASK__V2__SHUTDOWN_REQUEST__INIT;
         assert_int_equal(TASK_CALL(L, f->c, "Shutdown", sr, containerd__task__v2__empty, NULL),
                          FERRY_CODE_OK);
-        assert_false(run_until_flag(L, &f->exited, 100));
+        assert_false(uvrun_until(L, &f->exited, 100));
         assert_int_equal(task_delete(L, f->c, "c4", NULL), FERRY_CODE_OK);
         assert_int_equal(TASK_CALL(L, f->c, "Shutdown", sr, containerd__task__v2__empty, NULL),
                          FERRY_CODE_OK);
-        assert_true(run_until_flag(L, &f->exited, 5000));
+        assert_true(uvrun_until(L, &f->exited, 5000));
         assert_true(shim_finished(f->shim));
 }
 
@@ -388,23 +388,23 @@ static void test_sandbox_api(void **state)
         wr.sandbox_id = "pod-1";
         call_async(f->c, SANDBOX_SVC, "WaitSandbox", &wr.base,
                    &containerd__runtime__sandbox__v1__wait_sandbox_response__descriptor, &sw);
-        assert_false(run_until_flag(L, &sw.done, 50));
+        assert_false(uvrun_until(L, &sw.done, 50));
         /* a second waiter whose client vanishes leaves no trace behind */
         struct ttrpc_client *quitter = NULL;
         struct reply gone;
         assert_int_equal(ttrpc_client_connect(L, f->sock, NULL, &quitter), 0);
         call_async(quitter, SANDBOX_SVC, "WaitSandbox", &wr.base,
                    &containerd__runtime__sandbox__v1__wait_sandbox_response__descriptor, &gone);
-        assert_false(run_until_flag(L, &gone.done, 50));
+        assert_false(uvrun_until(L, &gone.done, 50));
         ttrpc_client_close(quitter);
-        assert_true(run_until_flag(L, &gone.done, 1000));
+        assert_true(uvrun_until(L, &gone.done, 1000));
         assert_int_equal(gone.code, FERRY_CODE_UNAVAILABLE);
 
         assert_int_equal(sandbox_stop_call(L, f->c, "pod-1"), FERRY_CODE_OK);
-        assert_true(run_until_flag(L, &sw.done, 5000));
+        assert_true(uvrun_until(L, &sw.done, 5000));
         assert_int_equal(sw.code, FERRY_CODE_OK);
         protobuf_c_message_free_unpacked(sw.resp, NULL);
-        assert_true(run_until_flag(L, &tw.done, 5000));
+        assert_true(uvrun_until(L, &tw.done, 5000));
         assert_int_equal(wait_exit_status(&tw), 255); /* the task went with its VM */
         protobuf_c_message_free_unpacked(tw.resp, NULL);
         assert_int_equal(task_create(L, f->c, "late", NULL), FERRY_CODE_FAILED_PRECONDITION);
@@ -417,7 +417,7 @@ static void test_sandbox_api(void **state)
                                       containerd__runtime__sandbox__v1__shutdown_sandbox_response,
                                       NULL),
                          FERRY_CODE_OK);
-        assert_true(run_until_flag(L, &f->exited, 5000));
+        assert_true(uvrun_until(L, &f->exited, 5000));
 }
 
 /* -- misbehaving clients -- */
@@ -454,9 +454,9 @@ static void test_bad_clients(void **state)
         assert_int_equal(ttrpc_client_connect(L, f->sock, NULL, &quitter), 0);
         struct reply gone;
         wait_async(quitter, "c5", &gone);
-        assert_false(run_until_flag(L, &gone.done, 50)); /* the Wait is parked in the shim */
+        assert_false(uvrun_until(L, &gone.done, 50)); /* the Wait is parked in the shim */
         ttrpc_client_close(quitter);                     /* ... and its client vanishes */
-        assert_true(run_until_flag(L, &gone.done, 1000));
+        assert_true(uvrun_until(L, &gone.done, 1000));
         assert_int_equal(gone.code, FERRY_CODE_UNAVAILABLE);
 
         /* meanwhile the good client is served, many times over */
@@ -471,7 +471,7 @@ static void test_bad_clients(void **state)
         struct reply w;
         wait_async(f->c, "c5", &w);
         assert_int_equal(task_kill(L, f->c, "c5", SIGKILL), FERRY_CODE_OK);
-        assert_true(run_until_flag(L, &w.done, 5000));
+        assert_true(uvrun_until(L, &w.done, 5000));
         assert_int_equal(wait_exit_status(&w), 128 + SIGKILL);
         protobuf_c_message_free_unpacked(w.resp, NULL);
         assert_int_equal(task_delete(L, f->c, "c5", NULL), FERRY_CODE_OK);
@@ -501,7 +501,7 @@ static void test_concurrent_clients(void **state)
                            &containerd__task__v2__create_task_response__descriptor, &r[i]);
         }
         for (int i = 0; i < N; i++) {
-                assert_true(run_until_flag(L, &r[i].done, 10000));
+                assert_true(uvrun_until(L, &r[i].done, 10000));
                 if (r[i].resp)
                         protobuf_c_message_free_unpacked(r[i].resp, NULL);
                 if (r[i].code == FERRY_CODE_UNAVAILABLE) /* the VM was booting: retry */

@@ -97,7 +97,7 @@ static enum ferry_code sandbox_up(struct fixture *f, const char *ns_path, char *
         struct reply r;
         call_async(f->c, SANDBOX_SVC, "CreateSandbox", &cr.base,
                    &containerd__runtime__sandbox__v1__create_sandbox_response__descriptor, &r);
-        assert_true(run_until_flag(L, &r.done, 10000));
+        assert_true(uvrun_until(L, &r.done, 10000));
         if (r.resp)
                 protobuf_c_message_free_unpacked(r.resp, NULL);
         if (msg)
@@ -134,7 +134,7 @@ static enum ferry_code create(struct fixture *f, const char *id, const char *bun
         struct reply r;
         call_async(f->c, TASK_SVC, "Create", &req.base,
                    &containerd__task__v2__create_task_response__descriptor, &r);
-        assert_true(run_until_flag(L, &r.done, 10000));
+        assert_true(uvrun_until(L, &r.done, 10000));
         if (r.resp)
                 protobuf_c_message_free_unpacked(r.resp, NULL);
         if (msg)

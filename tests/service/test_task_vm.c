@@ -41,7 +41,7 @@ static enum ferry_code pause_task(struct fixture *f, const char *id, struct repl
         Containerd__Task__V2__PauseRequest req = CONTAINERD__TASK__V2__PAUSE_REQUEST__INIT;
         req.id = (char *)id;
         call_async(f->c, TASK_SVC, "Pause", &req.base, &containerd__task__v2__empty__descriptor, r);
-        assert_true(run_until_flag(L, &r->done, 10000));
+        assert_true(uvrun_until(L, &r->done, 10000));
         if (r->resp)
                 protobuf_c_message_free_unpacked(r->resp, NULL);
         return r->code;
@@ -53,7 +53,7 @@ static enum ferry_code resume_task(struct fixture *f, const char *id, struct rep
         req.id = (char *)id;
         call_async(f->c, TASK_SVC, "Resume", &req.base, &containerd__task__v2__empty__descriptor,
                    r);
-        assert_true(run_until_flag(L, &r->done, 10000));
+        assert_true(uvrun_until(L, &r->done, 10000));
         if (r->resp)
                 protobuf_c_message_free_unpacked(r->resp, NULL);
         return r->code;
@@ -67,7 +67,7 @@ static enum ferry_code stats_task(struct fixture *f, const char *id, struct repl
         req.id = (char *)id;
         call_async(f->c, TASK_SVC, "Stats", &req.base,
                    &containerd__task__v2__stats_response__descriptor, r);
-        assert_true(run_until_flag(L, &r->done, 10000));
+        assert_true(uvrun_until(L, &r->done, 10000));
         if (!r->resp)
                 return r->code;
         const Containerd__Task__V2__StatsResponse *resp = (const void *)r->resp;
@@ -191,7 +191,7 @@ static void test_stats(void **state)
 
         /* the workload dirties pages: the VM's processor time grows */
         bool never = false;
-        run_until_flag(L, &never, 100);
+        uvrun_until(L, &never, 100);
         assert_int_equal(stats_task(f, "pod", &r, &st), FERRY_CODE_OK);
         assert_true(st->vm->processor->total_runtime_ns > 0);
         assert_true(st->vm->processor->total_runtime_ns >= first);
