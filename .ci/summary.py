@@ -1,23 +1,47 @@
 #!/usr/bin/env python3
-"""Print, last in CI's output, which steps failed and the tail of every failed test's log.
+"""Print, last in CI's output, which steps failed, their headline figures and the tail of every
+failed test's log.
 
 CI keeps only the end of what .ci/run prints, so a failure named in the middle of a long run
-would be lost; this puts it where it is read. Usage: summary.py STEP=RC... -- TESTLOG.json...
+would be lost; this puts it where it is read.
+Usage: summary.py STEP=RC... -- [build/ci-STEP.log...] [TESTLOG.json...]
 """
 import json
 import os
+import re
 import sys
 
 TAIL = 60
+# The lines of each step's output worth repeating at the end.
+FIGURES = re.compile(r"^(total +\d+/\d+|\d+ passed, \d+ failed|sweep: |Ok: |Fail: |Timeout: |"
+                     r"  lines\.+:|  functions\.+:)")
+
+
+def figures(path):
+    """The headline lines of one step's log (build/ci-STEP.log)."""
+    step = os.path.basename(path)[len("ci-"):-len(".log")]
+    for line in open(path, encoding="utf-8", errors="replace"):
+        line = line.rstrip()
+        if not FIGURES.match(line):
+            continue
+        if line.startswith("total"):
+            line = "spec coverage, transitions failures pending rejections ignores guards:" + \
+                line[len("total"):]
+        print("  %-14s %s" % (step, re.sub(r"\s+", " ", line.strip())))
 
 
 def main(argv):
     sep = argv.index("--") if "--" in argv else len(argv)
-    steps, logs = argv[:sep], argv[sep + 1:]
+    steps, files = argv[:sep], argv[sep + 1:]
+    logs = [f for f in files if f.endswith(".json")]
     print("== ferry CI summary ==")
     for step in steps:
         name, _, rc = step.partition("=")
         print("  %-14s %s" % (name, "ok" if rc == "0" else "FAILED (exit %s)" % rc))
+    print("figures:")
+    for path in files:
+        if path.endswith(".log") and os.path.exists(path):
+            figures(path)
     failed = 0
     for path in logs:
         if not os.path.exists(path):
