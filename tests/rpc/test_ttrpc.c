@@ -21,10 +21,12 @@
 #include "rpc/frame.h"
 #include "util/util.h"
 
+#include "../common/uvrun.h"
+
 static struct echo_server es;
 
 struct result {
-        int done;
+        bool done;
         enum ferry_code code;
         char msg[256];
         Ferry__Test__EchoResponse *resp;
@@ -35,7 +37,7 @@ struct result {
 static void on_done(enum ferry_code code, const char *message, ProtobufCMessage *resp, void *ud)
 {
         struct result *r = ud;
-        r->done = 1;
+        r->done = true;
         r->code = code;
         ferry_strscpy(r->msg, message ? message : "", sizeof(r->msg));
         r->resp = (Ferry__Test__EchoResponse *)resp;
@@ -56,12 +58,9 @@ static void result_clear(struct result *r)
         memset(r, 0, sizeof(*r));
 }
 
-static void run_until(uv_loop_t *loop, const int *flag)
+static void run_until(uv_loop_t *loop, const bool *flag)
 {
-        uint64_t end = ferry_now_us() + 10 * 1000 * 1000;
-        while (!*flag && ferry_now_us() < end)
-                uv_run(loop, UV_RUN_ONCE);
-        assert_true(*flag);
+        assert_true(uvrun_until(loop, flag, 10000));
 }
 
 static int setup(void **state)
