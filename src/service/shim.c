@@ -28,6 +28,9 @@ struct shim {
         struct shim_options opts;
         struct hcs_backend *backend;
         struct shim_events *events;
+        struct shim_forward *fwd;           /* NULL once closed */
+        struct shim_forward_stats fwd_last; /* its final figures */
+        bool fwd_on;
         struct sandbox *sb;
         struct task_service *tasks;
         struct mig_session *mig;
@@ -55,6 +58,15 @@ struct sandbox *shim_sandbox(struct shim *s)
 struct shim_events *shim_get_events(struct shim *s)
 {
         return s->events;
+}
+
+bool shim_get_forward_stats(const struct shim *s, struct shim_forward_stats *ret)
+{
+        if (s->fwd)
+                shim_forward_get_stats(s->fwd, ret);
+        else
+                *ret = s->fwd_last;
+        return s->fwd_on;
 }
 
 bool shim_finished(const struct shim *s)
@@ -118,6 +130,10 @@ int shim_new(uv_loop_t *loop, const struct shim_options *opts, struct shim **ret
                                  s->opts.backend_opts ? s->opts.backend_opts : "{}", &s->backend);
         if (r == 0)
                 r = shim_events_new(s->opts.event_log, &s->events);
+        if (r == 0 && s->opts.forward.address) {
+                r = shim_forward_new(loop, s->events, &s->opts.forward, &s->fwd);
+                s->fwd_on = r == 0;
+        }
         if (r == 0 && s->opts.trace_path)
                 r = open_trace(s, s->opts.trace_path);
         if (r == 0)
@@ -195,6 +211,13 @@ static void on_linger_closed(uv_handle_t *h)
                 s->opts.on_exit(s->opts.on_exit_userdata);
 }
 
+static void on_forward_closed(const struct shim_forward_stats *final, void *userdata)
+{
+        struct shim *s = userdata;
+        s->fwd_last = *final;
+        uv_close((uv_handle_t *)&s->linger, on_linger_closed);
+}
+
 static void on_sandbox_closed(int result, void *userdata)
 {
         struct shim *s = userdata;
@@ -206,7 +229,11 @@ static void on_sandbox_closed(int result, void *userdata)
         if (s->mig && mig_session_free(s->mig) == 0)
                 s->mig = NULL;
         s->backend = hcs_backend_free(s->backend);
-        uv_close((uv_handle_t *)&s->linger, on_linger_closed);
+        /* the sandbox's last events (exits of a stopped VM) are in the queue: flush, then end */
+        if (s->fwd)
+                shim_forward_close(TAKE_PTR(s->fwd), on_forward_closed, s);
+        else
+                uv_close((uv_handle_t *)&s->linger, on_linger_closed);
 }
 
 static void on_linger(uv_timer_t *t)
@@ -243,6 +270,8 @@ void shim_free(struct shim *s)
         if (s->mig && mig_session_free(s->mig) == 0)
                 s->mig = NULL;
         close_handoff(s); /* a shim freed without its shutdown */
+        /* ends once the loop runs again */
+        shim_forward_close(TAKE_PTR(s->fwd), NULL, NULL);
         s->tasks = task_service_free(s->tasks);
         s->events = shim_events_free(s->events);
         if (s->trace) {

@@ -8,6 +8,7 @@
 
 #include <uv.h>
 
+#include "service/forward.h"
 #include "service/sandbox.h"
 
 struct shim;
@@ -21,6 +22,9 @@ struct shim_options {
         const char *trace_path;   /* FSM transition trace (src/fsm/trace.h); NULL = none */
         bool handle_signals;      /* SIGTERM/SIGINT start the shutdown */
         struct sandbox_options sandbox;
+        /* events forwarded to containerd (service/forward.h); .address NULL = not forwarded.
+         * The shutdown flushes them for .grace_ms once the sandbox has closed. */
+        struct shim_forward_options forward;
         /* called on the loop once the shutdown has finished (every handle of the shim is
          * closed, so uv_run returns when nothing else is on the loop); may be NULL */
         void (*on_exit)(void *userdata);
@@ -58,3 +62,7 @@ void shim_free(struct shim *s);
 struct ttrpc_server *shim_server(struct shim *s);
 struct sandbox *shim_sandbox(struct shim *s);
 struct shim_events *shim_get_events(struct shim *s);
+
+/* The event forwarder's figures (the final ones once the shutdown closed it); false when the
+ * shim forwards no events. */
+bool shim_get_forward_stats(const struct shim *s, struct shim_forward_stats *ret);

@@ -33,6 +33,8 @@ struct args {
         const char *action;
         const char *ns, *address, *publish_binary, *id, *bundle;
         const char *backend, *backend_opts, *trace, *event_log, *socket_dir;
+        /* containerd's ttrpc socket for events; default $TTRPC_ADDRESS */
+        const char *events_address;
         const char *serve_address; /* serve: the socket path */
         int listen_fd;             /* serve: an inherited listening socket (start's child) */
         unsigned memory_mb;
@@ -57,6 +59,10 @@ static _noreturn_ void usage(int code)
                 "                       NTH call (default 1) with EIO; repeatable\n"
                 "  --fault NAME:@BYTES  a transfer stream point: drop the socket after BYTES\n"
                 "  --event-log FILE     append task events, one JSON per line\n"
+                "  --events-address PATH\n"
+                "                       forward task events to containerd's ttrpc socket PATH,\n"
+                "                       namespace -namespace (default \"default\"); default\n"
+                "                       $TTRPC_ADDRESS, as containerd sets it; none: not sent\n"
                 "  --trace FILE         append the FSM transition trace (src/fsm/trace.h)\n"
                 "  --socket-dir DIR     start: where sockets go (default %s)\n"
                 "  -v, --version        print the version\n",
@@ -90,6 +96,7 @@ static void parse_args(int argc, char **argv, struct args *a)
             F("backend-opts", backend_opts),
             F("trace", trace),
             F("event-log", event_log),
+            F("events-address", events_address),
             F("socket-dir", socket_dir),
 #undef F
         };
@@ -198,6 +205,20 @@ static void log_faults(const struct armed_fault *f, size_t n)
         }
 }
 
+/* The forwarder's figures at exit, so a lost or refused event is visible in the shim's log. */
+static void log_forward(const struct shim *s)
+{
+        struct shim_forward_stats st;
+        if (!s || !shim_get_forward_stats(s, &st))
+                return;
+        fprintf(stderr,
+                "ferry-shim: events forwarded=%" PRIu64 " dropped=%" PRIu64 " rejected=%" PRIu64
+                " abandoned=%" PRIu64 " bad=%" PRIu64 " skipped=%" PRIu64 " retries=%" PRIu64
+                " connects=%" PRIu64 " connect_failures=%" PRIu64 "\n",
+                st.forwarded, st.dropped, st.rejected, st.abandoned, st.bad, st.skipped, st.retries,
+                st.connects, st.connect_failures);
+}
+
 static void on_exit_stop(void *userdata)
 {
         uv_stop(userdata);
@@ -214,6 +235,7 @@ static int serve(const struct args *a)
             .trace_path = a->trace,
             .handle_signals = true,
             .sandbox = {.memory_mb = a->memory_mb, .dirty_pages_rate = a->dirty_rate},
+            .forward = {.address = a->events_address, .ns = a->ns},
             .on_exit = on_exit_stop,
             .on_exit_userdata = &loop,
         };
@@ -249,6 +271,7 @@ static int serve(const struct args *a)
                 fflush(stdout);
         }
         uv_run(&loop, UV_RUN_DEFAULT);
+        log_forward(s);
         /* The loop is not run again once the shim is freed: a late completion (a host call or
          * a timer of a session step) would reach freed objects. The process ends here. */
         shim_free(s);
@@ -345,6 +368,8 @@ static _noreturn_ void exec_daemon(int fd, char **argv, const struct args *a, co
                                   {"--backend-opts", a->backend_opts},
                                   {"--trace", a->trace},
                                   {"--event-log", a->event_log},
+                                  {"--events-address", a->events_address},
+                                  {"-namespace", a->ns},
                                   {"--memory-mb", a->memory_mb ? mem : NULL},
                                   {"--dirty-pages-rate", a->dirty_rate ? rate : NULL}};
         for (size_t i = 0; i < ARRAY_SIZE(pairs); i++) {
@@ -448,6 +473,10 @@ int main(int argc, char **argv)
                         fprintf(stderr, "ferry-shim: --address must be an absolute path\n");
                         return 2;
                 }
+                if (!a.events_address)
+                        a.events_address = getenv("TTRPC_ADDRESS");
+                if (a.events_address && !*a.events_address)
+                        a.events_address = NULL;
                 return serve(&a);
         }
         fprintf(stderr, "ferry-shim: unknown action %s\n", a.action);
