@@ -733,6 +733,7 @@ static int later_done(struct sandbox *sb, int result, mig_done_fn done, void *us
 #define ATT_DEVICES_MAX 8  /* assigned devices per container */
 #define ATT_MAX         (CONTAINER_LAYERS_MAX + 1 + ATT_SHARES_MAX + ATT_DEVICES_MAX)
 #define LCOW_LAYER_TYPE "lcow-layer"
+#define BIND_TYPE       "bind"
 #define PARENT_LAYERS   "parentLayerPaths="
 
 _Static_assert(SCSI_ID_LEN == PLAN9_ID_LEN && SCSI_ID_LEN == VPCI_GUID_LEN,
@@ -758,6 +759,7 @@ struct attachment {
         struct att_res res[ATT_MAX];
         size_t n, n_ro, cur; /* cur: attach's next device; release's count still to visit */
         bool busy, unwinding, has_scratch;
+        bool bind_rootfs; /* res[0] is the rootfs directory's Plan9 share */
         int result;
         sandbox_attach_fn attach_done;
         sandbox_done_fn detach_done;
@@ -827,9 +829,29 @@ static bool abs_path(const char *s)
         return s && *s && wire_check_opt_path(s) == 0;
 }
 
-/* The rootfs: no mount (no layers), or one lcow-layer mount whose options carry
- * parentLayerPaths=["/layer/dir", ...] (stack order; each holds layer.vhd) and whose source
- * holds the scratch (sandbox.vhdx), as hcsshim's ParseLCOWLayers reads it. */
+/* A bind rootfs, what containerd's native snapshotter mounts: the host directory, shared into
+ * the guest over Plan9, is the container's rootfs as it is (no layer disk, no scratch). */
+static int parse_bind_rootfs(struct attachment *a, const struct sandbox_mount *m)
+{
+        struct stat st;
+        if (!abs_path(m->source) || strlen(m->source) >= PLAN9_PATH_MAX)
+                return bad_field(a->sb, "rootfs[0].source",
+                                 "not an absolute path (at most 255 characters)");
+        if (stat(m->source, &st) < 0 || !S_ISDIR(st.st_mode))
+                return bad_field(a->sb, "rootfs[0].source", "not a directory");
+        struct att_res *x = att_add(a, ATT_PLAN9, strdup(m->source));
+        if (!x)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_options; i++)
+                x->read_only |= m->options[i] && strcmp(m->options[i], "ro") == 0;
+        a->bind_rootfs = true;
+        return 0;
+}
+
+/* The rootfs: no mount (no layers), one bind mount (parse_bind_rootfs), or one lcow-layer
+ * mount whose options carry parentLayerPaths=["/layer/dir", ...] (stack order; each holds
+ * layer.vhd) and whose source holds the scratch (sandbox.vhdx), as hcsshim's ParseLCOWLayers
+ * reads it. */
 static int parse_rootfs(struct attachment *a, const struct sandbox_mount *m, size_t n)
 {
         struct sandbox *sb = a->sb;
@@ -837,9 +859,11 @@ static int parse_rootfs(struct attachment *a, const struct sandbox_mount *m, siz
         if (n == 0)
                 return 0;
         if (n > 1)
-                return bad_field(sb, "rootfs", "one lcow-layer mount at most");
+                return bad_field(sb, "rootfs", "one lcow-layer or bind mount at most");
+        if (m->type && strcmp(m->type, BIND_TYPE) == 0)
+                return parse_bind_rootfs(a, m);
         if (!m->type || strcmp(m->type, LCOW_LAYER_TYPE) != 0)
-                return bad_field(sb, "rootfs[0].type", "not " LCOW_LAYER_TYPE);
+                return bad_field(sb, "rootfs[0].type", "not " LCOW_LAYER_TYPE " or " BIND_TYPE);
         if (!abs_path(m->source))
                 return bad_field(sb, "rootfs[0].source", "not an absolute path");
         for (size_t i = 0; i < m->n_options; i++)
@@ -918,7 +942,7 @@ static int parse_bind(struct attachment *a, struct json_object *m, size_t i)
         ferry_bprintf(f, sizeof(f), "mounts[%zu].destination", i);
         if (!abs_path(dst))
                 return bad_field(sb, f, "not an absolute path");
-        if (a->n >= ATT_MAX || a->n - a->n_ro - a->has_scratch >= ATT_SHARES_MAX)
+        if (a->n >= ATT_MAX || a->n - a->n_ro - a->has_scratch - a->bind_rootfs >= ATT_SHARES_MAX)
                 return bad_field(sb, "mounts", "too many bind mounts (at most 16)");
         char *dir = strdup(src), *name = NULL;
         if (dir && S_ISREG(st.st_mode)) {
@@ -1139,7 +1163,10 @@ static void att_ready(struct attachment *a)
                 disks[i] = (struct container_disk){
                     a->res[i].id, scsi ? scsi_guest_path(scsi, a->res[i].id) : "", a->res[i].path};
         ferry_bprintf(rootfs, sizeof(rootfs), "/run/gcs/c/%s/rootfs", a->id);
-        struct sandbox_disks d = {.rootfs_path = n ? rootfs : NULL,
+        const char *path = n ? rootfs : NULL;
+        if (a->bind_rootfs)
+                path = plan9_guest_path(a->sb->p9, a->res[0].id);
+        struct sandbox_disks d = {.rootfs_path = path,
                                   .ro_layers = disks,
                                   .n_ro_layers = a->n_ro,
                                   .scratch = a->has_scratch ? &disks[a->n_ro] : NULL};

@@ -91,7 +91,7 @@ struct sandbox_mount {
 /* What a container's create gets once its devices are in the guest; valid during the
  * callback only. */
 struct sandbox_disks {
-        const char *rootfs_path; /* NULL without layers */
+        const char *rootfs_path; /* NULL without layers or a bind rootfs */
         const struct container_disk *ro_layers;
         size_t n_ro_layers;
         const struct container_disk *scratch; /* NULL: none */

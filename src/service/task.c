@@ -606,7 +606,7 @@ static int check_create(const Containerd__Task__V2__CreateTaskRequest *req, cons
         if ((req->checkpoint && *req->checkpoint) ||
             (req->parent_checkpoint && *req->parent_checkpoint))
                 return -EOPNOTSUPP;
-        *ret_msg = "rootfs: one lcow-layer mount at most";
+        *ret_msg = "rootfs: one lcow-layer or bind mount at most";
         return req->n_rootfs > 1 ? -EINVAL : 0;
 }
 

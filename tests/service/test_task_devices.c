@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* A task's devices and execs through the Task and Sandbox services over a real unix socket
  * (docs/shim.md "Devices", "Exec"): the sandbox's network namespace becomes a NIC in the
- * guest, a CreateTask rootfs becomes SCSI layers and a scratch, the bundle's bind mounts Plan9
- * shares and its windows.devices vPCI devices, all released again at Delete; bad input is
- * INVALID_ARGUMENT naming the field and changes nothing; a failed map releases what was mapped;
- * execs start, are signalled, waited for and deleted; an init's Kill signals its container. */
+ * guest, a CreateTask rootfs becomes SCSI layers and a scratch (a bind rootfs a Plan9 share),
+ * the bundle's bind mounts Plan9 shares and its windows.devices vPCI devices, all released
+ * again at Delete; bad input is INVALID_ARGUMENT naming the field and changes nothing; a failed
+ * map releases what was mapped; execs start, are signalled, waited for and deleted; an init's
+ * Kill signals its container. */
 #include "task_fixture.h"
 
 #include <signal.h>
@@ -338,6 +339,41 @@ static void test_devices_lifecycle(void **state)
         assert_int_equal(network_nic_count(n), 0);
 }
 
+/* A bind rootfs, as containerd's native snapshotter sends it (`ctr run --snapshotter native`):
+ * the snapshot directory is shared into the guest over Plan9 and is the container's rootfs, with
+ * no SCSI layer; the task runs, and its Delete releases the share. */
+static void test_devices_bind_rootfs(void **state)
+{
+        struct fixture *f = *state;
+        char snap[128];
+        uint32_t pid = 0, code = 0;
+
+        assert_int_equal(sandbox_up(f, NULL, NULL, 0), FERRY_CODE_OK);
+        ferry_bprintf(snap, sizeof(snap), "%s/snapshots", f->dir);
+        assert_int_equal(mkdir(snap, 0700), 0);
+        struct rootfs rf = {"bind", snap, "rbind", false};
+        assert_int_equal(create(f, "native", NULL, &rf, NULL, 0), FERRY_CODE_OK);
+        struct vm_view w = view(f);
+        assert_int_equal(w.shares, 1);
+        assert_int_equal(w.plan9_mounts, 1);
+        assert_int_equal(w.scsi_slots + w.scsi_mounts, 0);
+        assert_int_equal(sandbox_device_count(sb_of(f), "native"), 1);
+        struct container *c = pod_container(sandbox_pod(sb_of(f)), "native");
+        assert_non_null(c);
+        assert_false(container_disk_at(c, 0, NULL, NULL)); /* no layer, no scratch */
+
+        assert_int_equal(task_start(L, f->c, "native", &pid), FERRY_CODE_OK);
+        assert_true(pid > 0);
+        assert_int_equal(guest_container_state(f, "native"), SIM_CT_RUNNING);
+        assert_int_equal(task_kill(L, f->c, "native", SIGKILL), FERRY_CODE_OK);
+        assert_int_equal(proc_call(f, "Wait", "native", NULL, 0, &code), FERRY_CODE_OK);
+        assert_int_equal(code, 128 + SIGKILL);
+        assert_int_equal(task_delete(L, f->c, "native", NULL), FERRY_CODE_OK);
+        w = view(f);
+        assert_int_equal(w.shares + w.plan9_mounts, 0);
+        assert_int_equal(sandbox_device_count(sb_of(f), "native"), 0);
+}
+
 /* Each bad input is INVALID_ARGUMENT naming the field, and leaves nothing behind: no task, no
  * device, the id free for a good Create. */
 static void test_devices_bad_input(void **state)
@@ -369,6 +405,9 @@ static void test_devices_bad_input(void **state)
             {{"lcow-layer", "/x", "parentLayerPaths=[not json", false}, "rootfs[0].options"},
             {{"lcow-layer", "/x", "parentLayerPaths=[\"rel\"]", false}, "rootfs[0].options"},
             {{"lcow-layer", "/x", NULL, true}, "rootfs"},
+            {{"bind", "rel/dir", "rbind", false}, "rootfs[0].source"},
+            {{"bind", "/no/such/snapshot", "rbind", false}, "rootfs[0].source"},
+            {{"bind", "/dev/null", "rbind", false}, "rootfs[0].source"},
         };
         for (size_t i = 0; i < ARRAY_SIZE(bad_rootfs); i++) {
                 assert_int_equal(create(f, "t", NULL, &bad_rootfs[i].rf, msg, sizeof(msg)),
@@ -538,6 +577,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             FIXTURE_TEST(test_devices_lifecycle),
+            FIXTURE_TEST(test_devices_bind_rootfs),
             FIXTURE_TEST(test_devices_bad_input),
             FIXTURE_TEST(test_devices_failures),
             FIXTURE_TEST(test_devices_block_migration),
