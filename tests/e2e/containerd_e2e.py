@@ -9,8 +9,12 @@ runs FERRY_SHIM with its sockets in the temp dir. The test imports a one-layer O
 here, runs a task through the shim with `ctr run`, and checks containerd's view at each step:
 the task RUNNING with the pid the shim's /tasks/start carried, the shim's /tasks/create and
 /tasks/start reaching `ctr events` in namespace ferrytest (containerd publishes neither itself:
-the shim forwards them), SIGKILL leaving it STOPPED with a /tasks/exit of status 137, Delete
-with /tasks/delete, the container removed, the shim process gone, its forwarder's figures
+the shim forwards them); pause (PAUSED, /tasks/paused) and resume (RUNNING, /tasks/resumed)
+of t1, the sandbox's own task, which pause the whole VM; an exec e1 (/tasks/exec-added,
+/tasks/exec-started with its pid), SIGKILLed (/tasks/exit 137 of e1, a second kill refused as
+finished, t1 still RUNNING) and deleted (ctr exits 137, /tasks/delete of e1); then SIGKILL
+leaving t1 STOPPED with a /tasks/exit of status 137, Delete with /tasks/delete, each event
+once and in order, the container removed, the shim process gone, its forwarder's figures
 clean. containerd is stopped and the temp dir removed at the end.
 Needs root (containerd mounts snapshots to unpack layers); CI runs as root.
 Exit status: 0 pass, 1 fail, 77 skipped: no containerd binary installed, or a containerd that
@@ -37,6 +41,7 @@ NS = "ferrytest"
 RUNTIME = "io.containerd.ferry.v1"
 IMAGE = "docker.io/ferry/hello:1"
 TASK = "t1"
+EXEC = "e1"
 # containerd plugins this test has no use for (the CRI one wants a CNI setup; the
 # snapshotters other than native want kernel features a CI container may lack)
 DISABLED = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.overlayfs",
@@ -132,6 +137,12 @@ def procs_under(tmp):
     return pids
 
 
+def proc_of(body):
+    """The process a task event is about: its exec id (exec_id, or TaskExit's and TaskDelete's
+    id), else the init, named by the container id (TaskDelete of an init leaves id empty)."""
+    return body.get("exec_id") or body.get("id") or body.get("container_id")
+
+
 class Events:
     """`ctr events` followed on a thread: (namespace, topic, body) as containerd delivers."""
 
@@ -166,9 +177,13 @@ class Events:
             return [(ns, t, b) for ns, t, b in self.seen
                     if t.startswith("/tasks/") and b.get("container_id") == container]
 
-    def wait(self, topic, container=TASK):
-        return wait_for(lambda: next((e for e in self.topics(container) if e[1] == topic), None),
-                        "%s of %s in `ctr events`" % (topic, container), timeout=10)
+    def wait(self, topic, container=TASK, proc=TASK):
+        """The first event of topic about process proc (an exec id, or container for the
+        init)."""
+        def match(e):
+            return e[1] == topic and proc_of(e[2]) == proc
+        return wait_for(lambda: next((e for e in self.topics(container) if match(e)), None),
+                        "%s of %s in `ctr events`" % (topic, proc), timeout=10)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -184,6 +199,69 @@ def task_row(ctr, task):
         if len(f) >= 3 and f[0] == task:
             return {"pid": int(f[1]), "status": f[2]}
     return None
+
+
+def pause_resume(ctr, events, pid):
+    """Pause and Resume: under `ctr run` containerd starts the shim with -id t1, and the first
+    Create names the sandbox (and its VM) after its task, so t1 is the sandbox's own task and
+    the shim pauses and resumes the whole VM (docs/shim.md, "Pause, Resume and Stats")."""
+    ctr("task", "pause", TASK)  # answered once the VM is paused: no PAUSING left to see
+    row = task_row(ctr, TASK)
+    check(row == {"pid": pid, "status": "PAUSED"},
+          "ctr task ls after pause: %s PAUSED with pid %d, got %r" % (TASK, pid, row))
+    ns, _, body = events.wait("/tasks/paused")
+    check(ns == NS and body == {"container_id": TASK},
+          "/tasks/paused in %s for %s: %s %r" % (NS, TASK, ns, body))
+    ctr("task", "resume", TASK)
+    row = task_row(ctr, TASK)
+    check(row == {"pid": pid, "status": "RUNNING"},
+          "ctr task ls after resume: %s RUNNING with pid %d, got %r" % (TASK, pid, row))
+    ns, _, body = events.wait("/tasks/resumed")
+    check(ns == NS and body == {"container_id": TASK},
+          "/tasks/resumed in %s for %s: %s %r" % (NS, TASK, ns, body))
+
+
+def exec_kill_delete(ctr, events, tmp, pid):
+    """An exec in t1, killed and deleted. A sim guest process runs until it is signalled (its
+    args are not run), so the exec is detached (-d) and ends by SIGKILL."""
+    ctr("task", "exec", "--exec-id", EXEC, "-d", "--fifo-dir", tmp + "/fifo", TASK, "/hello")
+    ns, _, body = events.wait("/tasks/exec-added", proc=EXEC)
+    check(ns == NS and body == {"container_id": TASK, "exec_id": EXEC},
+          "/tasks/exec-added in %s for %s: %s %r" % (NS, EXEC, ns, body))
+    ns, _, body = events.wait("/tasks/exec-started", proc=EXEC)
+    exec_pid = body.get("pid")
+    check(ns == NS and isinstance(exec_pid, int) and exec_pid > 0 and exec_pid != pid,
+          "/tasks/exec-started in %s for %s with its own pid: %s %r" % (NS, EXEC, ns, body))
+    check((task_row(ctr, TASK) or {}).get("status") == "RUNNING",
+          "ctr task ls: %s still RUNNING with its exec" % TASK)
+
+    ctr("task", "kill", "--exec-id", EXEC, "-s", "SIGKILL", TASK)
+    ns, _, body = events.wait("/tasks/exit", proc=EXEC)
+    check(ns == NS and body.get("pid") == exec_pid and
+          body.get("exit_status") == 128 + signal.SIGKILL and body.get("exited_at"),
+          "/tasks/exit in %s for %s, pid %d, status 137: %s %r" % (NS, EXEC, exec_pid, ns, body))
+    # containerd's view of the exec (its State, then Kill): finished
+    r = ctr("task", "kill", "--exec-id", EXEC, "-s", "SIGKILL", TASK, ok=False)
+    check(r.returncode == 1 and "process already finished: not found" in r.stderr,
+          "a second kill of %s: NOT_FOUND process already finished, got %d %r"
+          % (EXEC, r.returncode, r.stderr.strip()))
+    # the task's init was not touched
+    check((task_row(ctr, TASK) or {}).get("status") == "RUNNING",
+          "ctr task ls: %s still RUNNING after its exec's kill" % TASK)
+
+    # ctr exits with the deleted exec's exit status
+    r = ctr("task", "delete", "--exec-id", EXEC, TASK, ok=False)
+    check(r.returncode == 128 + signal.SIGKILL,
+          "ctr task delete --exec-id %s: exit 137, got %d %r"
+          % (EXEC, r.returncode, (r.stderr or r.stdout).strip()))
+    ns, _, body = events.wait("/tasks/delete", proc=EXEC)
+    check(ns == NS and body.get("pid") == exec_pid and
+          body.get("exit_status") == 128 + signal.SIGKILL,
+          "/tasks/delete in %s for %s with status 137: %s %r" % (NS, EXEC, ns, body))
+    r = ctr("task", "kill", "--exec-id", EXEC, "-s", "SIGKILL", TASK, ok=False)
+    check(r.returncode == 1 and "exec not found: not found" in r.stderr,
+          "kill of the deleted %s: NOT_FOUND exec not found, got %d %r"
+          % (EXEC, r.returncode, r.stderr.strip()))
 
 
 def run_test(shim, containerd, ctr_bin, tmp):
@@ -256,6 +334,9 @@ def run_test(shim, containerd, ctr_bin, tmp):
         check(ns == NS and body.get("pid") == row["pid"],
               "/tasks/start in %s with the task's pid %d: %s %r" % (NS, row["pid"], ns, body))
 
+        pause_resume(ctr, events, row["pid"])
+        exec_kill_delete(ctr, events, tmp, row["pid"])
+
         ctr("task", "kill", "-s", "SIGKILL", TASK)
         wait_for(lambda: (task_row(ctr, TASK) or {}).get("status") == "STOPPED",
                  "ctr task ls: %s STOPPED" % TASK)
@@ -273,16 +354,20 @@ def run_test(shim, containerd, ctr_bin, tmp):
               "container %s gone from ctr container ls" % TASK)
 
         wait_for(lambda: not procs_under(tmp + "/s"), "the ferry-shim process to exit")
-        order = [t for _, t, _ in events.topics(TASK)]
-        check(order == ["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"],
-              "the task's events once each, in order: %r" % order)
+        order = ["%s(%s)" % (t, proc_of(b)) for _, t, b in events.topics(TASK)]
+        want = ["/tasks/%s(%s)" % e for e in [
+            ("create", TASK), ("start", TASK), ("paused", TASK), ("resumed", TASK),
+            ("exec-added", EXEC), ("exec-started", EXEC), ("exit", EXEC), ("delete", EXEC),
+            ("exit", TASK), ("delete", TASK)]]
+        check(order == want, "the task's events once each, in order: %r" % order)
         # the shim's own account: every event it published went to containerd
         with open(tmp + "/shim.log") as f:
             shim_log = f.read()
         m = re.search(r"events forwarded=(\d+) dropped=(\d+) rejected=(\d+) abandoned=(\d+) "
                       r"bad=(\d+)", shim_log)
-        check(m and m.groups() == ("4", "0", "0", "0", "0"),
-              "shim forwarded its 4 events, none lost: %r" % (m.group(0) if m else shim_log))
+        check(m and m.groups() == (str(len(want)), "0", "0", "0", "0"),
+              "shim forwarded its %d events, none lost: %r"
+              % (len(want), m.group(0) if m else shim_log))
         print("ok: task %s ran through %s; events %s" % (TASK, RUNTIME, " ".join(order)))
     except BaseException:
         # best effort, so that containerd ends the shim as it would (its failure is reported)
