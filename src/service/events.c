@@ -27,13 +27,6 @@ struct shim_events {
         struct subscriber subs[SHIM_EVENTS_MAX_SUBSCRIBERS];
 };
 
-uint64_t shim_wall_ns(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 int shim_events_new(const char *log_path, struct shim_events **ret)
 {
         _cleanup_free_ struct shim_events *ev = calloc(1, sizeof(*ev));
@@ -76,7 +69,7 @@ static void log_event(struct shim_events *ev, const char *topic, const char *jso
         int n = topic_q ? asprintf(&line,
                                    "{\"seq\":%" PRIu64 ",\"time_ns\":%" PRIu64
                                    ",\"topic\":%s,\"event\":%s}\n",
-                                   ev->seq, shim_wall_ns(), topic_q, json)
+                                   ev->seq, ferry_wall_ns(), topic_q, json)
                         : -1;
         if (n < 0) {
                 line = NULL;

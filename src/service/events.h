@@ -48,6 +48,3 @@ int shim_events_task_exit(struct shim_events *ev, const char *container_id, cons
 int shim_events_task_delete(struct shim_events *ev, const char *container_id, const char *exec_id,
                             uint32_t pid, uint32_t exit_status, uint64_t exited_at_ns);
 
-/* Wall-clock nanoseconds since the epoch, for exited_at/created_at (the edge where ferry's
- * monotonic time meets the wire). */
-uint64_t shim_wall_ns(void);

@@ -51,7 +51,6 @@ static const struct topic_map *topic_find(const char *topic)
 struct conv {
         void *allocs[4];
         size_t n_allocs;
-        uint64_t now_wall_ns, now_mono_us;
 };
 
 static ProtobufCMessage *conv_new(struct conv *cv, const ProtobufCMessageDescriptor *d)
@@ -98,32 +97,23 @@ static int parse_rfc3339(const char *s, uint64_t *ret_ns)
         return 0;
 }
 
-/* A controller's "exited_at_us" is ferry_now_us() time: placed on the wall clock by its age;
- * a time from another host's clock (ahead of ours) or 0 reads as now. */
-static uint64_t mono_to_wall(const struct conv *cv, uint64_t us)
-{
-        if (us == 0 || us > cv->now_mono_us)
-                return cv->now_wall_ns;
-        uint64_t age_ns = (cv->now_mono_us - us) * 1000ull;
-        return age_ns < cv->now_wall_ns ? cv->now_wall_ns - age_ns : 0;
-}
-
 static int fill_timestamp(struct conv *cv, const ProtobufCFieldDescriptor *fd, void *slot,
                           struct json_object *v, struct json_object *parent)
 {
         uint64_t ns;
-        struct json_object *us;
+        struct json_object *wall;
         char alt[64];
         if (v) {
                 if (!json_object_is_type(v, json_type_string) ||
                     parse_rfc3339(json_object_get_string(v), &ns) < 0)
                         return -EINVAL;
-        } else if (ferry_bprintf(alt, sizeof(alt), "%s_us", fd->name) > 0 &&
-                   json_object_object_get_ex(parent, alt, &us)) {
-                int64_t u = json_object_get_int64(us);
-                if (!json_object_is_type(us, json_type_int) || u < 0)
+        } else if (ferry_bprintf(alt, sizeof(alt), "%s_ns", fd->name) > 0 &&
+                   json_object_object_get_ex(parent, alt, &wall)) {
+                /* a controller's "exited_at_ns": ferry_wall_ns() read at the exit */
+                int64_t n = json_object_get_int64(wall);
+                if (!json_object_is_type(wall, json_type_int) || n <= 0)
                         return -EINVAL;
-                ns = mono_to_wall(cv, (uint64_t)u);
+                ns = (uint64_t)n;
         } else {
                 return 0; /* absent: unset, as protojson leaves it */
         }
@@ -218,9 +208,8 @@ static int finish_event(const ProtobufCMessageDescriptor *d, ProtobufCMessage *m
         return 0;
 }
 
-int shim_forward_encode(const char *topic, const char *json, uint64_t now_wall_ns,
-                        uint64_t now_mono_us, const char **ret_type_url, uint8_t **ret_buf,
-                        size_t *ret_len)
+int shim_forward_encode(const char *topic, const char *json, const char **ret_type_url,
+                        uint8_t **ret_buf, size_t *ret_len)
 {
         const struct topic_map *t = topic ? topic_find(topic) : NULL;
         if (!t)
@@ -239,7 +228,7 @@ int shim_forward_encode(const char *topic, const char *json, uint64_t now_wall_n
                 json_object_put(o);
                 return -EINVAL;
         }
-        struct conv cv = {.now_wall_ns = now_wall_ns, .now_mono_us = now_mono_us};
+        struct conv cv = {0};
         ProtobufCMessage *m = conv_new(&cv, t->desc);
         int r = m ? fill_message(&cv, t->desc, m, o) : -ENOMEM;
         if (r == 0)
@@ -454,8 +443,7 @@ static void on_event(uint64_t seq, const char *topic, const char *json, void *us
         const char *type_url;
         uint8_t *buf;
         size_t len;
-        int r =
-            shim_forward_encode(topic, json, shim_wall_ns(), ferry_now_us(), &type_url, &buf, &len);
+        int r = shim_forward_encode(topic, json, &type_url, &buf, &len);
         if (r == -ENOENT) {
                 f->st.skipped++;
                 return;
@@ -475,7 +463,7 @@ static void on_event(uint64_t seq, const char *topic, const char *json, void *us
                 free(buf);
                 return;
         }
-        uint64_t now = shim_wall_ns();
+        uint64_t now = ferry_wall_ns();
         *it = (struct item){.topic = topic_find(topic)->topic,
                             .type_url = type_url,
                             .ts_sec = (int64_t)(now / 1000000000ull),

@@ -75,11 +75,10 @@ void shim_forward_close(struct shim_forward *f, shim_forward_closed_fn done, voi
 void shim_forward_get_stats(const struct shim_forward *f, struct shim_forward_stats *ret);
 
 /* The conversion alone (no I/O): topic and JSON body (borrowed) to containerd's message,
- * packed. now_wall_ns/now_mono_us place the controllers' "exited_at_us" (a monotonic time)
- * on the wall clock. On 0: *ret_type_url is static ("containerd.events.TaskExit"), *ret_buf
- * new (free()), *ret_len its length. Returns -ENOENT (topic without a containerd message),
- * -EINVAL (body not a JSON object, container_id missing, a field of the wrong type or range,
- * an unreadable timestamp), -ENOMEM. */
-int shim_forward_encode(const char *topic, const char *json, uint64_t now_wall_ns,
-                        uint64_t now_mono_us, const char **ret_type_url, uint8_t **ret_buf,
-                        size_t *ret_len);
+ * packed. A timestamp is an RFC 3339 string ("exited_at", the Task service's bodies) or wall
+ * nanoseconds ("exited_at_ns", the controllers'). On 0: *ret_type_url is static
+ * ("containerd.events.TaskExit"), *ret_buf new (free()), *ret_len its length. Returns -ENOENT
+ * (topic without a containerd message), -EINVAL (body not a JSON object, container_id missing,
+ * a field of the wrong type or range, an unreadable timestamp), -ENOMEM. */
+int shim_forward_encode(const char *topic, const char *json, const char **ret_type_url,
+                        uint8_t **ret_buf, size_t *ret_len);

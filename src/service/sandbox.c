@@ -374,7 +374,7 @@ static void mark_exited(struct sandbox *sb, int result)
                 return;
         sb->exited = true;
         sb->exit_status = result == 0 || result == -EALREADY ? 0 : 255;
-        sb->exited_at_ns = shim_wall_ns();
+        sb->exited_at_ns = ferry_wall_ns();
         fire_waiters(sb);
 }
 
@@ -394,7 +394,7 @@ static void on_created(int result, void *userdata)
                 sb->id[0] = sb->netns[0] =
                     '\0'; /* the VM controller is invalid or back in not_created */
         else
-                sb->created_at_ns = shim_wall_ns();
+                sb->created_at_ns = ferry_wall_ns();
         finish(sb, result);
 }
 
@@ -1559,7 +1559,7 @@ static int ops_import(void *p, const char *sandbox_id, const uint8_t *buf, size_
                 ferry_strscpy(sb->id, sandbox_id, sizeof(sb->id));
                 /* the pod's NICs came with it: its stop removes them as the source's would */
                 ferry_strscpy(sb->netns, n ? network_namespace_id(n) : "", sizeof(sb->netns));
-                sb->created_at_ns = shim_wall_ns();
+                sb->created_at_ns = ferry_wall_ns();
         }
         if (msg)
                 protobuf_c_message_free_unpacked(&msg->base, NULL);

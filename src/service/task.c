@@ -189,15 +189,6 @@ static struct container *task_find(const struct task_service *ts, const char *id
         return c && pod_container_patched(p, c) ? c : NULL;
 }
 
-/* ferry_now_us() time of an exit to wall-clock nanoseconds. */
-static uint64_t wall_ns_of(uint64_t at_us)
-{
-        uint64_t now_us = ferry_now_us(), wall = shim_wall_ns();
-        if (!at_us || at_us > now_us)
-                return wall;
-        return wall - (now_us - at_us) * 1000ull;
-}
-
 /* A VM that stopped outside a migration takes its tasks' inits with it; the guest's exit waits
  * ended with the connection, so no controller will report them. Their status is the VM's exit
  * (255 at its time), derived here from the two controllers' states. */
@@ -244,7 +235,9 @@ static void proc_view(const struct task_service *ts, struct container *c, const 
         v->status = (Containerd__Task__V2__Status)task_vm_status(ts, v->status); /* paused VM */
         if (v->status == CONTAINERD__TASK__V2__STATUS__STOPPED) {
                 v->exit_status = (uint32_t)process_exit_code(init);
-                v->exited_at_ns = wall_ns_of(process_exited_at_us(init));
+                v->exited_at_ns = process_exited_at_ns(init);
+                if (!v->exited_at_ns) /* stopped with no exit recorded here */
+                        v->exited_at_ns = ferry_wall_ns();
         }
 }
 
@@ -276,11 +269,11 @@ static void wait_unlist(struct task_wait *w)
         }
 }
 
-static void on_init_exit(struct process *p, int exit_code, uint64_t exited_at_us, void *userdata)
+static void on_init_exit(struct process *p, int exit_code, uint64_t exited_at_ns, void *userdata)
 {
         struct task_wait *w = userdata;
         if (w->call)
-                reply_wait(TAKE_PTR(w->call), (uint32_t)exit_code, wall_ns_of(exited_at_us));
+                reply_wait(TAKE_PTR(w->call), (uint32_t)exit_code, exited_at_ns);
         wait_unlist(w);
 }
 
@@ -889,7 +882,7 @@ static void h_delete(struct ttrpc_call *call, const ProtobufCMessage *msg, void 
         struct container *c = t.c; /* found: the op exists */
         op->pid = t.v.pid;
         op->exit_status = t.v.exit_status; /* a created task ends with 0 */
-        op->exited_at_ns = t.v.exited_at_ns ? t.v.exited_at_ns : shim_wall_ns();
+        op->exited_at_ns = t.v.exited_at_ns ? t.v.exited_at_ns : ferry_wall_ns();
         /* A VM that is gone (stopped, or this side's copy after a migration) has no guest
          * container left to release: the pod just drops the container. The container would
          * try its guest (a torn-down source keeps its guest binding). */
@@ -971,7 +964,7 @@ static void h_wait(struct ttrpc_call *call, const ProtobufCMessage *msg, void *u
         proc_view(ts, c, req->exec_id, &v);
         struct process *init = proc_of(c, req->exec_id);
         if (v.status == CONTAINERD__TASK__V2__STATUS__STOPPED || !init) {
-                reply_wait(call, v.exit_status, v.exited_at_ns ? v.exited_at_ns : shim_wall_ns());
+                reply_wait(call, v.exit_status, v.exited_at_ns ? v.exited_at_ns : ferry_wall_ns());
                 return;
         }
         struct task_wait *w = calloc(1, sizeof(*w));

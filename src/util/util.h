@@ -65,3 +65,7 @@ uint64_t ferry_now_us(void);
 
 /* Nanoseconds from CLOCK_MONOTONIC, for benchmarks. */
 uint64_t ferry_now_ns(void);
+
+/* Nanoseconds since the epoch from CLOCK_REALTIME: for times that cross to containerd (a
+ * process's exit), read once when the thing happens. */
+uint64_t ferry_wall_ns(void);

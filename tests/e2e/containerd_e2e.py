@@ -240,6 +240,7 @@ def exec_kill_delete(ctr, events, tmp, pid):
     check(ns == NS and body.get("pid") == exec_pid and
           body.get("exit_status") == 128 + signal.SIGKILL and body.get("exited_at"),
           "/tasks/exit in %s for %s, pid %d, status 137: %s %r" % (NS, EXEC, exec_pid, ns, body))
+    exec_exited_at = body.get("exited_at")
     # containerd's view of the exec (its State, then Kill): finished
     r = ctr("task", "kill", "--exec-id", EXEC, "-s", "SIGKILL", TASK, ok=False)
     check(r.returncode == 1 and "process already finished: not found" in r.stderr,
@@ -258,6 +259,10 @@ def exec_kill_delete(ctr, events, tmp, pid):
     check(ns == NS and body.get("pid") == exec_pid and
           body.get("exit_status") == 128 + signal.SIGKILL,
           "/tasks/delete in %s for %s with status 137: %s %r" % (NS, EXEC, ns, body))
+    # one exit, one time: the shim reads the clock once, at the exit
+    check(body.get("exited_at") == exec_exited_at,
+          "/tasks/delete of %s says it exited at %s, its /tasks/exit %s"
+          % (EXEC, body.get("exited_at"), exec_exited_at))
     r = ctr("task", "kill", "--exec-id", EXEC, "-s", "SIGKILL", TASK, ok=False)
     check(r.returncode == 1 and "exec not found: not found" in r.stderr,
           "kill of the deleted %s: NOT_FOUND exec not found, got %d %r"
@@ -341,14 +346,19 @@ def run_test(shim, containerd, ctr_bin, tmp):
         wait_for(lambda: (task_row(ctr, TASK) or {}).get("status") == "STOPPED",
                  "ctr task ls: %s STOPPED" % TASK)
         ns, _, body = events.wait("/tasks/exit")
-        check(ns == NS and body.get("exit_status") == 128 + signal.SIGKILL,
+        check(ns == NS and body.get("exit_status") == 128 + signal.SIGKILL and
+              body.get("exited_at"),
               "/tasks/exit in %s with status 137: %s %r" % (NS, ns, body))
+        exited_at = body.get("exited_at")
 
         ctr("task", "delete", TASK)
         check(task_row(ctr, TASK) is None, "task %s gone from ctr task ls" % TASK)
         ns, _, body = events.wait("/tasks/delete")
         check(ns == NS and body.get("exit_status") == 128 + signal.SIGKILL,
               "/tasks/delete in %s with status 137: %s %r" % (NS, ns, body))
+        check(body.get("exited_at") == exited_at,
+              "/tasks/delete of %s says it exited at %s, its /tasks/exit %s"
+              % (TASK, body.get("exited_at"), exited_at))
         ctr("container", "delete", TASK)
         check(TASK not in ctr("container", "ls", "-q").stdout.split(),
               "container %s gone from ctr container ls" % TASK)

@@ -434,7 +434,7 @@ static int delete_action(const struct args *a)
 {
         Containerd__Task__V2__DeleteResponse resp = CONTAINERD__TASK__V2__DELETE_RESPONSE__INIT;
         Containerd__Task__V2__Timestamp ts = CONTAINERD__TASK__V2__TIMESTAMP__INIT;
-        uint64_t now = shim_wall_ns();
+        uint64_t now = ferry_wall_ns();
         ts.seconds = (int64_t)(now / 1000000000ull);
         ts.nanos = (int32_t)(now % 1000000000ull);
         resp.exit_status = 128 + SIGKILL;

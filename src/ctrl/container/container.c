@@ -280,7 +280,7 @@ static void publish_exit(struct container *c, int code, uint64_t at)
         char body[512];
         if (ferry_bprintf(body, sizeof(body),
                           "{\"container_id\":\"%s\",\"id\":\"\",\"pid\":%lld,"
-                          "\"exit_status\":%d,\"exited_at_us\":%llu}",
+                          "\"exit_status\":%d,\"exited_at_ns\":%llu}",
                           c->id, (long long)(c->init ? process_pid(c->init) : 0), code,
                           (unsigned long long)at) > 0)
                 ctrl_publish(c->env, "/tasks/exit", body);
@@ -1283,7 +1283,7 @@ int container_action_abort_migrated(struct container *c, void *arg)
         /* The frozen source's guest went with its VM: delete must not call into it. */
         c->guest_bound = false;
         process_teardown(c->init);
-        publish_exit(c, process_exit_code(c->init), process_exited_at_us(c->init));
+        publish_exit(c, process_exit_code(c->init), process_exited_at_ns(c->init));
         signal_ended(c);
         return 0;
 }

@@ -58,7 +58,7 @@ struct process {
 
         int64_t pid;
         int exit_code;
-        uint64_t exited_at_us;
+        uint64_t exited_at_ns;
         uint32_t ports[IO_N]; /* guest relay ports, kept by save for the rollback */
         uint64_t wait_id;     /* the outstanding guest wait */
         uint32_t console[2];  /* last console size */
@@ -222,7 +222,7 @@ static void notify_waiters(struct process *p)
         p->waiters = NULL;
         p->n_waiters = 0;
         for (size_t i = 0; i < n; i++)
-                w[i].fn(p, p->exit_code, p->exited_at_us, w[i].userdata);
+                w[i].fn(p, p->exit_code, p->exited_at_ns, w[i].userdata);
         free(w);
 }
 
@@ -230,7 +230,7 @@ static void notify_waiters(struct process *p)
 static void end_with(struct process *p, int code)
 {
         p->exit_code = code;
-        p->exited_at_us = ferry_now_us();
+        p->exited_at_ns = ferry_wall_ns();
         io_close(&p->io);
         notify_waiters(p);
 }
@@ -637,9 +637,9 @@ static void publish_exit(struct process *p)
         char body[512];
         if (ferry_bprintf(body, sizeof(body),
                           "{\"container_id\":\"%s\",\"id\":\"%s\",\"pid\":%lld,"
-                          "\"exit_status\":%d,\"exited_at_us\":%llu}",
+                          "\"exit_status\":%d,\"exited_at_ns\":%llu}",
                           p->container_id, p->exec_id, (long long)p->pid, p->exit_code,
-                          (unsigned long long)p->exited_at_us) > 0)
+                          (unsigned long long)p->exited_at_ns) > 0)
                 ctrl_publish(p->env, "/tasks/exit", body);
 }
 
@@ -648,7 +648,7 @@ int process_action_record_exit(struct process *p, void *arg)
         const struct call *c = arg;
         end_with(p, (int)c->value);
         if (p->hook)
-                p->hook(p, p->exit_code, p->exited_at_us, p->hook_userdata);
+                p->hook(p, p->exit_code, p->exited_at_ns, p->hook_userdata);
         else if (p->exec_id[0] != '\0')
                 publish_exit(p);
         return 0;
@@ -785,7 +785,7 @@ int process_action_import_payload(struct process *p, void *arg)
                 p->spec_json = TAKE_PTR(spec);
                 p->pid = m->pid;
                 p->exit_code = PROCESS_EXIT_UNSET; /* §12.20: as a new process */
-                p->exited_at_us = 0;
+                p->exited_at_ns = 0;
                 p->ports[IO_STDIN] = m->stdin_port;
                 p->ports[IO_STDOUT] = m->stdout_port;
                 p->ports[IO_STDERR] = m->stderr_port;
@@ -1005,8 +1005,8 @@ int process_wait(struct process *p, process_exit_fn fn, void *userdata)
 {
         if (!p || !fn)
                 return -EINVAL;
-        if (p->exited_at_us) {
-                fn(p, p->exit_code, p->exited_at_us, userdata);
+        if (p->exited_at_ns) {
+                fn(p, p->exit_code, p->exited_at_ns, userdata);
                 return 0;
         }
         struct waiter *w = realloc(p->waiters, (p->n_waiters + 1) * sizeof(*w));
@@ -1094,9 +1094,9 @@ int process_exit_code(const struct process *p)
         return p->exit_code;
 }
 
-uint64_t process_exited_at_us(const struct process *p)
+uint64_t process_exited_at_ns(const struct process *p)
 {
-        return p->exited_at_us;
+        return p->exited_at_ns;
 }
 
 const char *process_exec_id(const struct process *p)

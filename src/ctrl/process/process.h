@@ -71,8 +71,9 @@ struct process_patch_opts {
         struct process_io io;     /* the destination's stdio endpoints */
 };
 
-/* An exit: the code and when it was recorded (ferry_now_us() clock). */
-typedef void (*process_exit_fn)(struct process *p, int exit_code, uint64_t exited_at_us,
+/* An exit: the code and when it was recorded (ferry_wall_ns(), read once at the exit, so every
+ * report of it carries the same time). */
+typedef void (*process_exit_fn)(struct process *p, int exit_code, uint64_t exited_at_ns,
                                 void *userdata);
 
 /* A new process in not_created. env is borrowed and must outlive the process. container_id is
@@ -157,7 +158,8 @@ const char *process_state_name(const struct process *p);
 bool process_is_frozen(const struct process *p);
 int64_t process_pid(const struct process *p);   /* guest pid; 0 before start, -1 failed start */
 int process_exit_code(const struct process *p); /* 255 until an exit is recorded */
-uint64_t process_exited_at_us(const struct process *p); /* ferry_now_us() clock; 0 = not yet */
+uint64_t
+process_exited_at_ns(const struct process *p); /* ferry_wall_ns() at the exit; 0 = not yet */
 const char *process_exec_id(const struct process *p);
 const char *process_container_id(const struct process *p);
 const char *process_bundle(const struct process *p); /* "" when none */

@@ -124,7 +124,7 @@ static void test_init_lifecycle_exit_reported_once(void **state)
         assert_int_equal(hook.code, 7);
         assert_int_equal(w.calls, 1);
         assert_int_equal(process_exit_code(p), 7);
-        assert_true(process_exited_at_us(p) > 0);
+        assert_true(process_exited_at_ns(p) > 0);
         assert_string_equal(process_state_name(p), "terminated");
         assert_int_equal(process_status(p), PROCESS_STATUS_STOPPED);
         /* the init's exit goes to its container (hook), not to containerd directly */
@@ -387,7 +387,7 @@ static void test_import_sets_exit_code_255(void **state)
         assert_int_equal(process_exit_code(d), 255);
         assert_int_equal(process_import(d, e), 0);
         assert_int_equal(process_exit_code(d), 255);
-        assert_int_equal(process_exited_at_us(d), 0);
+        assert_int_equal(process_exited_at_ns(d), 0);
         ctrl_envelope_free(e);
         process_free(d);
         process_free(src);
