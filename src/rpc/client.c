@@ -180,10 +180,11 @@ int ttrpc_client_connect(uv_loop_t *loop, const char *path, const struct ttrpc_l
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         if (ferry_strscpy(sa.sun_path, path, sizeof(sa.sun_path)) < 0)
                 return -ENAMETOOLONG;
-        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
-        /* a unix connect completes at once or fails at once: no need to wait on the loop */
+        /* a unix connect completes at once or fails at once; non-blocking, a listener whose
+         * backlog is full answers -EAGAIN instead of making the loop wait */
         if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
                 return -errno;
         return ttrpc_client_adopt(loop, TAKE_FD(fd), limits, ret_c);

@@ -153,9 +153,9 @@ struct ttrpc_call_opts {
         size_t n_metadata;
 };
 
-/* Connects to the unix socket at path. limits may be NULL. Returns 0 or a negative errno from
- * socket/connect (-ENOENT, -ECONNREFUSED, -ENAMETOOLONG), -ENOMEM. *ret_c is new; end it with
- * ttrpc_client_close(). */
+/* Connects to the unix socket at path, never blocking. limits may be NULL. Returns 0 or a
+ * negative errno from socket/connect (-ENOENT, -ECONNREFUSED, -EAGAIN: the listener's backlog
+ * is full, -ENAMETOOLONG), -ENOMEM. *ret_c is new; end it with ttrpc_client_close(). */
 int ttrpc_client_connect(uv_loop_t *loop, const char *path, const struct ttrpc_limits *limits,
                          struct ttrpc_client **ret_c);
 

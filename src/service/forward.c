@@ -2,13 +2,10 @@
 #include "service/forward.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -323,23 +320,6 @@ static void lost(struct shim_forward *f)
             f->backoff_ms >= f->o.reconnect_max_ms / 2 ? f->o.reconnect_max_ms : f->backoff_ms * 2;
 }
 
-/* A non-blocking connect: a unix listener with a full backlog answers EAGAIN instead of
- * making the loop wait. */
-static int connect_now(struct shim_forward *f)
-{
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        ferry_strscpy(sa.sun_path, f->address, sizeof(sa.sun_path));
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-                int r = -errno;
-                close(fd);
-                return r;
-        }
-        return ttrpc_client_adopt(f->loop, fd, NULL, &f->client);
-}
-
 static void on_forwarded(enum ferry_code code, const char *message, ProtobufCMessage *resp,
                          void *userdata);
 
@@ -379,7 +359,7 @@ static void pump(struct shim_forward *f)
         while (!f->finishing && !f->inflight && f->head &&
                !uv_is_active((uv_handle_t *)&f->timer)) {
                 if (!f->client) {
-                        int r = connect_now(f);
+                        int r = ttrpc_client_connect(f->loop, f->address, NULL, &f->client);
                         if (r < 0) {
                                 f->client = NULL;
                                 f->st.connect_failures++;

@@ -52,9 +52,10 @@ int ctl_connect(uv_loop_t *loop, const char *address, uint32_t wait_ms, struct c
                 r = ttrpc_client_connect(loop, address, NULL, &conn->client);
                 if (r == 0)
                         return 0;
-                /* a shim that is starting has not bound its socket yet */
-                if ((r != -ENOENT && r != -ECONNREFUSED) || ferry_now_us() >= deadline ||
-                    ctl_interrupted)
+                /* a shim that is starting has not bound its socket yet; a busy one's backlog
+                 * may be full for a moment */
+                if ((r != -ENOENT && r != -ECONNREFUSED && r != -EAGAIN) ||
+                    ferry_now_us() >= deadline || ctl_interrupted)
                         break;
                 sleep_ms(CONNECT_RETRY_MS);
         }
