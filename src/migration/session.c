@@ -371,8 +371,9 @@ int migration_action_initialize_source(struct mig_session *s, void *arg)
                 op_release(op);
                 s->id[0] = '\0';
                 s->origin = MIG_ORIGIN_NONE;
-                if (fsm_rejection(r)) /* the VM's spec refused: paused, say */
-                        set_error(s, "prepare: %s", fsm_rejection(r));
+                const char *why = fsm_rejection(r); /* the VM's spec refused: paused, say */
+                if (why)
+                        set_error(s, "prepare: %s", why);
                 else
                         set_error(s, "prepare: host-compute initialize: %s", strerror(-r));
                 return r;

@@ -205,20 +205,16 @@ def pause_resume(ctr, events, pid):
     """Pause and Resume: under `ctr run` containerd starts the shim with -id t1, and the first
     Create names the sandbox (and its VM) after its task, so t1 is the sandbox's own task and
     the shim pauses and resumes the whole VM (docs/shim.md, "Pause, Resume and Stats")."""
-    ctr("task", "pause", TASK)  # answered once the VM is paused: no PAUSING left to see
-    row = task_row(ctr, TASK)
-    check(row == {"pid": pid, "status": "PAUSED"},
-          "ctr task ls after pause: %s PAUSED with pid %d, got %r" % (TASK, pid, row))
-    ns, _, body = events.wait("/tasks/paused")
-    check(ns == NS and body == {"container_id": TASK},
-          "/tasks/paused in %s for %s: %s %r" % (NS, TASK, ns, body))
-    ctr("task", "resume", TASK)
-    row = task_row(ctr, TASK)
-    check(row == {"pid": pid, "status": "RUNNING"},
-          "ctr task ls after resume: %s RUNNING with pid %d, got %r" % (TASK, pid, row))
-    ns, _, body = events.wait("/tasks/resumed")
-    check(ns == NS and body == {"container_id": TASK},
-          "/tasks/resumed in %s for %s: %s %r" % (NS, TASK, ns, body))
+    # each call is answered once the VM is paused or running: no PAUSING left to see
+    for verb, status, topic in (("pause", "PAUSED", "/tasks/paused"),
+                                ("resume", "RUNNING", "/tasks/resumed")):
+        ctr("task", verb, TASK)
+        row = task_row(ctr, TASK)
+        check(row == {"pid": pid, "status": status},
+              "ctr task ls after %s: %s %s with pid %d, got %r" % (verb, TASK, status, pid, row))
+        ns, _, body = events.wait(topic)
+        check(ns == NS and body == {"container_id": TASK},
+              "%s in %s for %s: %s %r" % (topic, NS, TASK, ns, body))
 
 
 def exec_kill_delete(ctr, events, tmp, pid):
