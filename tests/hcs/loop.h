@@ -30,6 +30,26 @@ static _unused_ void run_until_at(const bool *flag, uint64_t timeout_ms, const c
 }
 #define run_until(flag, ms) run_until_at(flag, ms, __FILE__, __LINE__)
 
+/* Runs the loop until a thread is held at fault point (hcs_fault_spec.hold), failing the test
+ * after 10 s: a step that never comes must fail the test, not hang it. */
+static _unused_ void wait_held_at(const char *point, const char *file, int line)
+{
+        uint64_t deadline = ferry_now_us() + 10 * 1000 * 1000;
+        while (!hcs_fault_held(point) && ferry_now_us() < deadline)
+                uvrun_for_ms(loop, 2);
+        _assert_true(hcs_fault_held(point), point, file, line);
+}
+#define wait_held(point) wait_held_at(point, __FILE__, __LINE__)
+
+/* Runs the loop until cond holds, failing the test after ms milliseconds. */
+#define run_until_cond(cond, ms)                                                                   \
+        do {                                                                                       \
+                uint64_t _end = ferry_now_us() + (uint64_t)(ms)*1000;                              \
+                while (!(cond) && ferry_now_us() < _end)                                           \
+                        uvrun_for_ms(loop, 2);                                                     \
+                _assert_true((cond), #cond, __FILE__, __LINE__);                                   \
+        } while (0)
+
 /* Runs the loop for ms milliseconds. */
 static _unused_ void run_for_ms(uint64_t ms)
 {

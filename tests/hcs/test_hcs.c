@@ -625,33 +625,24 @@ static void test_cancel_after_start(void **state)
         mig_close(&m);
 }
 
-/* A busy workload with no dirty threshold always needs a second pass. */
-#define ALWAYS_PASS_2 "{\"Sim\":{\"DirtyPageThreshold\":0}}"
 /* Arms point to hold the transfer at its nth check, so that the test's call lands inside the
- * step whatever the machine's load (a timed stall lost that race on a loaded CI machine). */
+ * step whatever the machine's load (a timed stall lost that race on a loaded machine). The
+ * first pass's end is the brownout's one sure point: a second pass needs the workload to have
+ * dirtied a page meanwhile, which a loaded machine may not schedule it to do. */
 static void hold_at(const char *point, uint32_t nth)
 {
         assert_int_equal(hcs_fault_arm(point, &(struct hcs_fault_spec){.nth = nth, .hold = true}),
                          0);
 }
 
-/* Runs the loop until a thread is held at point. */
-static void wait_held(const char *point)
-{
-        while (!hcs_fault_held(point))
-                run_for_ms(2);
-}
-
 static void test_cancel_source_during_brownout(void **state)
 {
         struct mig m;
-        mig_setup(&m, MB, 20000, false, ALWAYS_PASS_2);
-        /* The second pass is held, so the cancel lands in the brownout. */
-        hold_at("transfer.pass", 2);
+        mig_setup(&m, MB, 20000, false, NULL);
+        /* The first pass is held at its end, so the cancel lands in the brownout. */
+        hold_at("transfer.pass", 1);
         mig_transfer_start(&m);
         wait_held("transfer.pass");
-        while (m.ns.max_pass < 1)
-                run_for_ms(2);
         assert_int_equal(SYNC(hcs_lm_cancel, m.src), 0);
         assert_int_equal(hcs_fault_release("transfer.pass"), 0);
         mig_transfer_wait(&m);
@@ -666,12 +657,12 @@ static void test_cancel_source_during_brownout(void **state)
 static void test_cancel_destination_during_transfer(void **state)
 {
         struct mig m;
-        mig_setup(&m, MB, 20000, true, ALWAYS_PASS_2);
-        hold_at("transfer.pass", 2);
+        mig_setup(&m, MB, 20000, true, NULL);
+        /* held at the first pass's end: the destination has taken that pass's pages, so it
+         * is inside its transfer */
+        hold_at("transfer.pass", 1);
         mig_transfer_start(&m);
         wait_held("transfer.pass");
-        while (m.nd.max_pass < 1)
-                run_for_ms(2);
         assert_int_equal(SYNC(hcs_lm_cancel, m.dst), 0);
         assert_int_equal(hcs_fault_release("transfer.pass"), 0);
         mig_transfer_wait(&m);
@@ -690,8 +681,8 @@ static void test_cancel_during_blackout(void **state)
         hold_at("transfer.corrupt_checksum", 1);
         mig_transfer_start(&m);
         wait_held("transfer.corrupt_checksum");
-        while (m.ns.count[HCS_EVENT_BLACKOUT_STARTED] == 0)
-                run_for_ms(2);
+        /* emitted before the hold: its delivery on the loop is all that is left to wait for */
+        run_until_cond(m.ns.count[HCS_EVENT_BLACKOUT_STARTED] > 0, 5000);
         assert_int_equal(SYNC(hcs_lm_cancel, m.src), 0);
         assert_int_equal(hcs_fault_release("transfer.corrupt_checksum"), 0);
         mig_transfer_wait(&m);
@@ -705,12 +696,12 @@ static void test_cancel_during_blackout(void **state)
 static void test_terminate_during_transfer(void **state)
 {
         struct mig m;
-        mig_setup(&m, MB, 20000, false, ALWAYS_PASS_2);
-        hold_at("transfer.pass", 2);
+        mig_setup(&m, MB, 20000, false, NULL);
+        /* held at the first pass's end: the destination has taken that pass's pages, so it
+         * is inside its transfer */
+        hold_at("transfer.pass", 1);
         mig_transfer_start(&m);
         wait_held("transfer.pass");
-        while (m.nd.max_pass < 1)
-                run_for_ms(2);
         assert_int_equal(SYNC(hcs_terminate, m.dst), 0);
         assert_int_equal(hcs_fault_release("transfer.pass"), 0);
         mig_transfer_wait(&m);
@@ -986,7 +977,13 @@ static void test_fault_points_hcs(void **state)
                 } else if (strcmp(pt, "hcs.transfer") == 0 || strcmp(pt, "transfer.pass") == 0) {
                         assert_int_equal(hcs_fault_arm(pt, &s), 0);
                         struct result rs = {0}, rd = {0};
+                        uint64_t checks = hcs_fault_calls(pt);
                         assert_int_equal(hcs_lm_transfer(src, on_done, &rs), 0);
+                        /* both sides check hcs.transfer, at the top of the call: the
+                         * destination starts once the source has met the fault, so that it is
+                         * the source's (transfer.pass is the source's alone) */
+                        if (strcmp(pt, "hcs.transfer") == 0)
+                                run_until_cond(hcs_fault_calls(pt) > checks, 10000);
                         assert_int_equal(hcs_lm_transfer(dst, on_done, &rd), 0);
                         run_until(&rs.done, 10000);
                         assert_int_equal(rs.r, -ETIMEDOUT);

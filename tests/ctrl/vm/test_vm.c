@@ -182,8 +182,7 @@ static void test_exit_during_failed_stop(void **state)
             hcs_fault_arm("hcs.finalize", &(struct hcs_fault_spec){.nth = 1, .hold = true}), 0);
         assert_int_equal(vm_finalize(vm, false, on_res, &fin), 0);
         assert_string_equal(vm_state_name(vm), "migration_stopping");
-        while (!hcs_fault_held("hcs.finalize"))
-                run_for_ms(2);
+        wait_held("hcs.finalize");
         assert_int_equal(hcs_terminate(vm_system(vm), on_res, &hx), 0);
         run_until(&hx.done, 5000);
         for (int i = 0; i < 2500 && strcmp(vm_state_name(vm), "migration_stopping") == 0; i++)
@@ -463,8 +462,7 @@ static void test_cancel_fails(void **state)
         assert_int_equal(c.res.r, -EIO);
         assert_int_equal(c.res.calls, 1);
         assert_int_equal(hcs_fault_calls("hcs.cancel"), cancels + 1);
-        while (!hcs_fault_held("transfer.corrupt_checksum"))
-                run_for_ms(2);
+        wait_held("transfer.corrupt_checksum");
         assert_false(rs.done);
         assert_int_equal(hcs_fault_release("transfer.corrupt_checksum"), 0);
         run_until(&rs.done, 30000);
