@@ -35,6 +35,12 @@ struct hcs_system {
 
         /* Shared with worker threads. */
         pthread_mutex_t lock;
+        /* Calls queued or running that a Cancel must not overtake (every call but the
+         * transfer, which a Cancel exists to interrupt, and Cancel itself), and where a Cancel
+         * waits for them: a host answers calls to one system in order, and a Cancel that ran
+         * before a start still queued found "nothing to abort" while the start went on. */
+        unsigned ordered;
+        pthread_cond_t ordered_done;
         struct hcs_notification queue[NOTIFY_QUEUE];
         unsigned head, count;
         uint64_t dropped;
@@ -209,6 +215,7 @@ int hcs_system_new(struct hcs_backend *b, const char *id, const char *doc_json,
         sys->notify = notify;
         sys->notify_userdata = notify_userdata;
         pthread_mutex_init(&sys->lock, NULL);
+        pthread_cond_init(&sys->ordered_done, NULL);
         int r = b->ops->vm_new(b->state, sys, id, doc, &sys->vm);
         if (r < 0)
                 goto fail;
@@ -222,6 +229,7 @@ int hcs_system_new(struct hcs_backend *b, const char *id, const char *doc_json,
         *ret = sys;
         return 0;
 fail:
+        pthread_cond_destroy(&sys->ordered_done);
         pthread_mutex_destroy(&sys->lock);
         json_object_put(doc);
         free(sys);
@@ -234,6 +242,7 @@ static void system_closed_cb(uv_handle_t *h)
         hcs_done_fn closed = sys->closed;
         void *ud = sys->closed_userdata;
         sys->backend->systems--;
+        pthread_cond_destroy(&sys->ordered_done);
         pthread_mutex_destroy(&sys->lock);
         json_object_put(sys->doc);
         /* Waits still pending end now: the system is gone. */
@@ -293,11 +302,26 @@ void hcs_system_exited(struct hcs_system *sys, int status)
         uv_async_send(&sys->async);
 }
 
+static bool op_ordered(enum hcs_op_kind kind)
+{
+        return kind != OP_LM_TRANSFER && kind != OP_LM_CANCEL && kind != OP_FREE;
+}
+
 static void op_work_cb(uv_work_t *w)
 {
         struct hcs_op *op = w->data;
-        const struct hcs_backend_ops *ops = op->sys->backend->ops;
-        void *vm = op->sys->vm;
+        struct hcs_system *sys = op->sys;
+        const struct hcs_backend_ops *ops = sys->backend->ops;
+        void *vm = sys->vm;
+
+        if (op->kind == OP_LM_CANCEL) {
+                /* every call queued before this one has been picked up by the pool already
+                 * (it runs its queue in order), so none of them waits on this thread */
+                pthread_mutex_lock(&sys->lock);
+                while (sys->ordered > 0)
+                        pthread_cond_wait(&sys->ordered_done, &sys->lock);
+                pthread_mutex_unlock(&sys->lock);
+        }
 
         switch (op->kind) {
         case OP_CREATE:
@@ -344,6 +368,12 @@ static void op_work_cb(uv_work_t *w)
                 op->result = 0;
                 break;
         }
+        if (op_ordered(op->kind)) {
+                pthread_mutex_lock(&sys->lock);
+                sys->ordered--;
+                pthread_cond_broadcast(&sys->ordered_done);
+                pthread_mutex_unlock(&sys->lock);
+        }
 }
 
 static void op_after_cb(uv_work_t *w, int status)
@@ -385,10 +415,22 @@ static struct hcs_op *op_new(struct hcs_system *sys, enum hcs_op_kind kind, void
         return op;
 }
 
+static void ordered_add(struct hcs_system *sys, int n)
+{
+        pthread_mutex_lock(&sys->lock);
+        sys->ordered += (unsigned)n;
+        pthread_mutex_unlock(&sys->lock);
+}
+
 static int op_queue(struct hcs_op *op)
 {
+        /* counted before the pool can run it, so its worker never counts down first */
+        if (op_ordered(op->kind))
+                ordered_add(op->sys, 1);
         int r = uv_queue_work(op->sys->backend->loop, &op->work, op_work_cb, op_after_cb);
         if (r < 0) {
+                if (op_ordered(op->kind))
+                        ordered_add(op->sys, -1);
                 json_object_put(op->arg);
                 free(op);
                 return r;
